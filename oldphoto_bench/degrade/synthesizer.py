@@ -128,7 +128,8 @@ class Synthesizer:
             out, m = op.apply(out, entry["params"])
             if m is not None:
                 mask |= m
-        return Degraded(out.clamp_(0.0, 1.0), mask.float(), [dict(record)])
+        # out-of-place: with no op fired, ``out`` is the caller's tensor, which must not be aliased or modified
+        return Degraded(out.clamp(0.0, 1.0), mask.float(), [dict(record)])
 
     @classmethod
     def replay_batch(cls, images: torch.Tensor, records: Sequence[Mapping[str, Any]]) -> Degraded:
