@@ -57,3 +57,25 @@ def mask_overlay(image: torch.Tensor, mask: torch.Tensor, color: Sequence[float]
     c = torch.tensor(color, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     a = alpha * mask.to(image.dtype)
     return image * (1 - a) + c * a
+
+
+def plot_grid(images: Sequence[torch.Tensor], titles: Sequence[str] | None = None, ncols: int = 4,
+              size: float = 3.0, suptitle: str | None = None):
+    """Matplotlib figure with one (1, C, H, W) image per axis; returns the figure (for notebooks)."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            arr = to_uint8(images[k])
+            ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr, cmap="gray" if arr.shape[-1] == 1 else None)
+            if titles:
+                ax.set_title(str(titles[k]), fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

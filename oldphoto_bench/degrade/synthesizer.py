@@ -90,6 +90,13 @@ class Synthesizer:
                 raise KeyError(f"unknown preset stage keys {sorted(unknown)}; valid: shuffle, groups, name")
             self.stages.append((bool(st.get("shuffle", False)), [_Group(g) for g in st.get("groups", [])]))
 
+    @classmethod
+    def single(cls, op: str | Mapping[str, Any]) -> Synthesizer:
+        """A synthesizer that always applies one op, e.g. ``Synthesizer.single({"type": "scratches",
+        "count": [3, 3]})``: handy to look at, or sweep, one operation alone."""
+        cfg = {"type": op} if isinstance(op, str) else dict(op)
+        return cls({"name": f"single:{cfg['type']}", "stages": [{"groups": [{"p": 1.0, "ops": [cfg]}]}]})
+
     # ---- sampling -------------------------------------------------------------------------------------------
     def plan(self, seed: int, height: int, width: int) -> dict[str, Any]:
         """Draw the record for ``seed`` and an image of ``height x width`` (no pixels are touched)."""
