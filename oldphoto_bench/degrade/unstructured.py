@@ -68,14 +68,20 @@ def gaussian_blur(image: torch.Tensor, kernel_size: int, sigma: float) -> torch.
         raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
     if kernel_size == 1:
         return image.clone()
-    n, c, h, w = image.shape
+    h, w = image.shape[-2:]
     r = kernel_size // 2
-    k = gaussian_kernel1d(kernel_size, sigma, image.device)
+    taps = gaussian_kernel1d(kernel_size, sigma).tolist()
     # torch's "reflect" excludes the edge pixel (= OpenCV's BORDER_REFLECT_101); it needs r < size
     mode = "reflect" if r < min(h, w) else "replicate"
     x = F.pad(image, (r, r, r, r), mode=mode)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, kernel_size), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, kernel_size, 1), groups=c)
+    # weighted sums of shifted views: several times faster on CPU than a depthwise conv2d with a 1-D kernel
+    rows = x[..., :, 0:w] * taps[0]
+    for i in range(1, kernel_size):
+        rows.add_(x[..., :, i : i + w], alpha=taps[i])
+    out = rows[..., 0:h, :] * taps[0]
+    for i in range(1, kernel_size):
+        out.add_(rows[..., i : i + h, :], alpha=taps[i])
+    return out
 
 
 @OPS.register()
