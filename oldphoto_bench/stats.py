@@ -32,7 +32,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape:
         raise ValueError("the two distributions must have the same dimension")
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(cov1 @ cov2, disp=False)
+    covmean = linalg.sqrtm(cov1 @ cov2)
     if not np.isfinite(covmean).all():
         offset = np.eye(cov1.shape[0]) * eps
         covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
