@@ -1,0 +1,34 @@
+"""Losses of the latent translation: KL, L1, LSGAN, feature matching, latent L1, VGG perceptual."""
+
+from .basic import LATENT_L1_WEIGHT, kl_divergence, l1_reconstruction, latent_l1
+from .gan import (
+    FEATURE_MATCHING_WEIGHT,
+    feature_matching_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    lsgan_loss,
+)
+from .perceptual import (
+    VGG19_FILENAME,
+    VGGPerceptual,
+    find_vgg_weights,
+    maybe_vgg_perceptual,
+    vgg_weight_candidates,
+)
+
+__all__ = [
+    "FEATURE_MATCHING_WEIGHT",
+    "LATENT_L1_WEIGHT",
+    "VGG19_FILENAME",
+    "VGGPerceptual",
+    "feature_matching_loss",
+    "find_vgg_weights",
+    "kl_divergence",
+    "l1_reconstruction",
+    "latent_l1",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
+    "lsgan_loss",
+    "maybe_vgg_perceptual",
+    "vgg_weight_candidates",
+]
