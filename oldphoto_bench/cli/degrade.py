@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..degrade import Synthesizer
-    from ..imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+    from ..imageio import DEFAULT_MAX_PIXELS
     from ..provenance import write_manifest
     from .inputs import expand_inputs
 
@@ -85,55 +85,52 @@ def run(args: argparse.Namespace) -> int:
     write_manifest(out / "manifest.json", seed=args.seed, config={"preset": synth.spec},
                    inputs=[str(f.path) for f, _, _ in todo], device=args.device)
     workers = max(1, args.workers)
-    with ThreadPoolExecutor(workers) as pool, open(out / "records.jsonl", "a", encoding="utf-8") as rec_file:
-        # Prefetch a few decodes ahead and encode/write in the background while the next image degrades;
-        # a record line is written only once both of its files are on disk.
-        loads: dict[int, Future] = {}
-        pending: list[tuple[Path, Future, dict]] = []
-        ahead = workers + 1
-
-        def drain(block: bool) -> None:
-            nonlocal written, failed
-            while pending and (block or pending[0][1].done()):
-                path, fut, line = pending.pop(0)
-                try:
-                    fut.result()
-                except OSError as e:
-                    print(f"error: {path}: cannot write output: {e}", file=sys.stderr)
-                    failed += 1
-                    continue
-                rec_file.write(json.dumps(line) + "\n")
-                written += 1
-
-        for i in range(min(ahead, len(todo))):
-            loads[i] = pool.submit(load_image, todo[i][0].path, max_pixels)
-        bar = tqdm(total=len(todo), unit="img", desc="degrade", disable=args.no_progress or not todo)
-        for i, (f, img_path, mask_path) in enumerate(todo):
-            if i + ahead < len(todo):
-                loads[i + ahead] = pool.submit(load_image, todo[i + ahead][0].path, max_pixels)
-            try:
-                image, info = loads.pop(i).result()
-                res = synth(image.to(args.device), image_seed(args.seed, f.stem))
-                fut = pool.submit(_save_pair, res.image.cpu(), res.mask.cpu(), img_path, mask_path, info.was_gray)
-                line = {"input": str(f.path), "output": img_path.name, "mask": mask_path.name, **res.records[0]}
-                pending.append((f.path, fut, line))
-            except ImageError as e:
-                print(f"error: {e}", file=sys.stderr)
-                failed += 1
-            except (OSError, RuntimeError) as e:
-                print(f"error: {f.path}: {e}", file=sys.stderr)
-                failed += 1
-            drain(block=False)
-            bar.update(1)
-        drain(block=True)
-        bar.close()
+    # Each worker thread reads, degrades and writes one whole image; torch ops release the GIL, so with one
+    # intra-op thread per worker the cores stay busy without OpenMP threads waiting on each other.
+    threads_before = torch.get_num_threads()
+    if workers > 1 and args.device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool, open(out / "records.jsonl", "a", encoding="utf-8") as rec:
+            window = 2 * workers  # images in flight; results are collected (and records written) in order
+            futures: dict[int, Future] = {}
+            bar = tqdm(total=len(todo), unit="img", desc="degrade", disable=args.no_progress or not todo)
+            for i in range(len(todo) + window):
+                if i < len(todo):
+                    f, img_path, mask_path = todo[i]
+                    futures[i] = pool.submit(_process_one, synth, f.path, img_path, mask_path,
+                                             image_seed(args.seed, f.stem), args.device, max_pixels)
+                j = i - window + 1
+                if 0 <= j < len(todo):
+                    line, error = futures.pop(j).result()
+                    if error:
+                        bar.write(f"error: {error}", file=sys.stderr)
+                        failed += 1
+                    else:
+                        rec.write(json.dumps(line) + "\n")
+                        written += 1
+                    bar.update(1)
+            bar.close()
+    finally:
+        torch.set_num_threads(threads_before)
     print(f"degraded {written} image(s) into {out}" + (f", kept {kept} existing" if kept else "")
           + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
 
-def _save_pair(image, mask, img_path: Path, mask_path: Path, grayscale: bool) -> None:
-    from ..imageio import save_image, save_mask
 
-    save_image(image, img_path, grayscale=grayscale)
-    save_mask(mask, mask_path)
+def _process_one(synth, path: Path, img_path: Path, mask_path: Path, seed: int, device: str,
+                 max_pixels: int) -> tuple[dict | None, str | None]:
+    """Load, degrade and write one image. Returns (record line, None) or (None, error message)."""
+    from ..imageio import ImageError, load_image, save_image, save_mask
+
+    try:
+        image, info = load_image(path, max_pixels)
+        res = synth(image.to(device), seed)
+        save_image(res.image.cpu(), img_path, grayscale=info.was_gray)
+        save_mask(res.mask.cpu(), mask_path)
+    except ImageError as e:
+        return None, str(e)
+    except (OSError, RuntimeError, ValueError) as e:
+        return None, f"{path}: {e}"
+    return {"input": str(path), "output": img_path.name, "mask": mask_path.name, **res.records[0]}, None
