@@ -185,3 +185,15 @@ def test_peak_memory_is_far_below_the_score_matrix():
                          timeout=120, check=True)
     growth_mib = float(out.stdout.strip().splitlines()[-1])
     assert growth_mib < 64, f"peak RSS grew by {growth_mib:.0f} MiB"
+
+
+def test_every_parameter_gets_a_gradient_even_when_nothing_is_filled():
+    """DistributedDataParallel needs every parameter used; an unscratched batch must not leave any out."""
+    block = trained_block()
+    x, _ = sample_inputs(n=2, seed=12)
+    out = block(x, None)
+    out.sum().backward()
+    for name, p in block.named_parameters():
+        assert p.grad is not None, name
+    assert torch.equal(block.theta.weight.grad, torch.zeros_like(block.theta.weight))
+    assert torch.equal(block.fuse(x, None), x)

@@ -99,11 +99,22 @@ class PartialNonLocal(nn.Module):
         return self.res_blocks(self.fuse(x, valid))
 
     def fuse(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """The attention + fusion stage alone (before the residual blocks): ``fused`` of the equations."""
+        """The attention + fusion stage alone (before the residual blocks): ``fused`` of the equations.
+
+        When no image of the batch has cells to fill, the projections are still tied into the graph with
+        a zero weight (under autograd), so every parameter gets a (zero) gradient, as DDP requires.
+        """
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"x must be (N, {self.channels}, h, w), got {tuple(x.shape)}")
         flat_valid = _flat_valid(x, valid)
-        return torch.stack([self._fuse_one(x[b], flat_valid[b]) for b in range(x.shape[0])])
+        fused = torch.stack([self._fuse_one(x[b], flat_valid[b]) for b in range(x.shape[0])])
+        needs_fill = (~flat_valid).any(dim=1) & flat_valid.any(dim=1)
+        if torch.is_grad_enabled() and not bool(needs_fill.any()):
+            # Nothing attended in this batch: tie the projections in with a zero so that
+            # DistributedDataParallel still sees every parameter used (adds exactly 0 to x).
+            projections = (self.theta, self.phi, self.g, self.W)
+            fused = fused + sum(p.sum() for m in projections for p in m.parameters()) * 0.0
+        return fused
 
     def _fuse_one(self, xb: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
         c, h, w = xb.shape
