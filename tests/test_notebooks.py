@@ -37,17 +37,9 @@ def test_notebook_executes(path: Path, tmp_path: Path):
     nb = nbformat.read(path, as_version=4)
     assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks stripped"
     inject_parameters(nb, {"FAST": True, "OUT_DIR": str(tmp_path / "out")})
-    env_keep = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
-    try:
-        client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        if env_keep is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_keep
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
     keep = os.environ.get("OLDPHOTO_NOTEBOOK_OUT")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
