@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto: CPU, plus CUDA when available")
     ap.add_argument("--profile-ops", action="store_true", help="print mean ms per unstructured op at 512^2")
     ap.add_argument("--profile-calls", type=int, default=20, help="calls per op for --profile-ops")
-    ap.add_argument("--n-images", type=int, default=48, help="images for the end-to-end run")
+    ap.add_argument("--n-images", type=int, default=192, help="images for the end-to-end run")
     ap.add_argument("--repeats", type=int, default=1, help="end-to-end repetitions (best is reported)")
     ap.add_argument("--skip-memory", action="store_true", help="skip the in-memory measurement")
     ap.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end measurement")
