@@ -1,0 +1,116 @@
+"""The latent domain gap: how far apart real old photos R, synthetic old photos X and clean photos Y lie in
+the shared latent space of VAE_A (paper Sec. 3.1, Fig. 3).
+
+All three domains are encoded with VAE_A's encoder (its posterior means), so R-X measures how well the
+latent adversarial loss aligned real and synthetic degradation, and X-Y / R-Y how much the degradation
+itself moves the latents. Each image contributes ``cells_per_image`` latent cells (64-d vectors) drawn at
+seeded random positions; distances between the domains' cell sets are the Fréchet distance and the
+unbiased RBF-kernel MMD^2 (median-heuristic bandwidth) from :mod:`oldphoto_bench.stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .seeding import derive_seed, numpy_rng
+from .stats import frechet_distance_sets, mmd2_unbiased
+
+PAIRS = (("R", "X"), ("X", "Y"), ("R", "Y"))
+DOMAIN_COLOURS = {"R": "tab:red", "X": "tab:orange", "Y": "tab:blue"}
+
+
+def prepare(image: torch.Tensor, size: int, multiple: int = 4) -> torch.Tensor:
+    """Resize (1, 3, H, W) so the shorter side is ``size``, then centre-crop to ``size x size``
+    (rounded down to ``multiple``)."""
+    h, w = image.shape[-2:]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    x = F.interpolate(image, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    c = size - size % multiple
+    top, left = (nh - c) // 2, (nw - c) // 2
+    return x[..., top : top + c, left : left + c]
+
+
+@torch.no_grad()
+def latent_cells(encode: Callable[[torch.Tensor], torch.Tensor], images: list[torch.Tensor], cells_per_image: int,
+                 seed: int, device: str | torch.device = "cpu") -> np.ndarray:
+    """Encode each (1, 3, h, w) image to (1, C, h', w') and draw ``cells_per_image`` cells -> (n, C) array."""
+    out = []
+    for i, img in enumerate(images):
+        z = encode(img.to(device)).float().cpu()[0]  # (C, h', w')
+        flat = z.flatten(1).T.numpy()  # (h'*w', C)
+        rng = numpy_rng(derive_seed(seed, i))
+        k = min(cells_per_image, len(flat))
+        out.append(flat[rng.choice(len(flat), size=k, replace=False)])
+    return np.concatenate(out).astype(np.float64)
+
+
+def gap_between(a: np.ndarray, b: np.ndarray, max_mmd_points: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Fréchet distance and MMD^2 between two (n, C) sets (MMD on at most ``max_mmd_points`` per set)."""
+    rng = numpy_rng(seed)
+
+    def sub(x: np.ndarray) -> np.ndarray:
+        return x[rng.choice(len(x), size=max_mmd_points, replace=False)] if len(x) > max_mmd_points else x
+
+    return {"frechet": frechet_distance_sets(a, b), "mmd": mmd2_unbiased(sub(a), sub(b), kernel="rbf")}
+
+
+def latent_gap(features: dict[str, np.ndarray], seed: int = 0) -> dict[str, Any]:
+    """``features``: {"R": (n, C), "X": (m, C), "Y": (k, C)} -> ``{"pairs": {"R-X": {...}, ...}, "n": {...}}``.
+
+    Pairs with a missing domain are left out.
+    """
+    pairs = {f"{a}-{b}": gap_between(features[a], features[b], seed=seed)
+             for a, b in PAIRS if a in features and b in features}
+    return {"pairs": pairs, "n": {k: int(len(v)) for k, v in features.items()}}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [f"{'pair':<6} {'frechet':>12} {'mmd':>12}"]
+    for name, d in result["pairs"].items():
+        lines.append(f"{name:<6} {d['frechet']:>12.4f} {d['mmd']:>12.5f}")
+    return "\n".join(lines)
+
+
+def plot_embedding(features: dict[str, np.ndarray], path: str | Path | None = None, max_points: int = 600,
+                   seed: int = 0):
+    """PCA and t-SNE of the latent cells, coloured by domain; saved to ``path`` when given. Returns the figure."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    rng = numpy_rng(seed)
+    names, chunks = [], []
+    for k, v in features.items():
+        idx = rng.choice(len(v), size=min(max_points, len(v)), replace=False)
+        chunks.append(v[idx])
+        names += [k] * len(idx)
+    x = np.concatenate(chunks)
+    labels = np.array(names)
+    pca = PCA(n_components=2, random_state=seed % 2**32).fit_transform(x)
+    tsne = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca",
+                random_state=seed % 2**32).fit_transform(x)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, emb, title in ((axes[0], pca, "PCA"), (axes[1], tsne, "t-SNE")):
+        for k in features:
+            sel = labels == k
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=6, alpha=0.6, c=DOMAIN_COLOURS.get(k), label=k)
+        ax.set_title(f"{title} of VAE_A latent cells")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].legend(title="domain", markerscale=3)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    return fig
