@@ -1,4 +1,5 @@
-"""Losses of the latent translation: KL, L1, LSGAN, feature matching, latent L1, VGG perceptual."""
+"""Losses of the latent translation: KL, L1, LSGAN, feature matching, latent L1, VGG perceptual; and of the
+scratch detector: BCE, focal, soft Dice."""
 
 from .basic import LATENT_L1_WEIGHT, kl_divergence, l1_reconstruction, latent_l1
 from .gan import (
@@ -15,14 +16,18 @@ from .perceptual import (
     maybe_vgg_perceptual,
     vgg_weight_candidates,
 )
+from .segmentation import ScratchLoss, bce_loss, focal_loss, soft_dice_loss
 
 __all__ = [
     "FEATURE_MATCHING_WEIGHT",
     "LATENT_L1_WEIGHT",
     "VGG19_FILENAME",
+    "ScratchLoss",
     "VGGPerceptual",
+    "bce_loss",
     "feature_matching_loss",
     "find_vgg_weights",
+    "focal_loss",
     "kl_divergence",
     "l1_reconstruction",
     "latent_l1",
@@ -30,5 +35,6 @@ __all__ = [
     "lsgan_generator_loss",
     "lsgan_loss",
     "maybe_vgg_perceptual",
+    "soft_dice_loss",
     "vgg_weight_candidates",
 ]
