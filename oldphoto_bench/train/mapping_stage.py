@@ -1,0 +1,80 @@
+"""Stage ``mapping``: the latent translation T from VAE_A's latent space to VAE_B's (paper Sec. 3.3, Eq. 6).
+
+VAE_A and VAE_B come frozen from ``runs/vae-a/last.pt`` and ``runs/vae-b/last.pt``. On synthetic pairs
+(X = aged crop, Y = its clean crop, M = damage mask)::
+
+    z_x = mu_A(x),  z_y = mu_B(y)                          posterior means, no sampling, no gradients
+    valid = latent_valid_from_mask(M)                      only with model.mapping.nonlocal_block: true
+    z'  = T(z_x, valid);  y' = G_B(z')                     G_B frozen, gradients flow through it into T
+    L_T = w_lat * |z' - z_y|_1 + w_img * |y' - y|_1
+          + w_gan * L_GAN(D(y'), 1) + FM(D(y'), D(y)) [+ w_vgg * VGG(y', y)]
+    L_D = 0.5 * (L(D(y), 1) + L(D(y'), 0))
+
+``w_lat`` is the paper's lambda_1 = 60 (``loss.mapping_latent_l1``). The paper's loss has no image L1
+(``loss.mapping_image_l1: 0`` in the paper config); the small recipes add one to converge in minutes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import PairsDataset
+from ..losses import l1_reconstruction, latent_l1
+from ..models import latent_valid_from_mask
+from .adversarial import discriminator_term, generator_terms
+from .artifacts import load_vae
+from .stages import STAGES, Stage
+from .vae_stage import check_crop, image_discriminator_spec, setup_vgg
+
+
+@STAGES.register("mapping")
+class MappingStage(Stage):
+    """Trains T (and an image discriminator on VAE_B's decodings) with both VAEs frozen."""
+
+    requires = ("vae-a", "vae-b")
+    main_stream = "pairs"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.vae_a = self.precision.prepare(load_vae(self.ctx.runs, "vae-a", "cpu"))
+        self.vae_b = self.precision.prepare(load_vae(self.ctx.runs, "vae-b", "cpu"))
+        ca, cb = self.vae_a.latent_channels, self.vae_b.latent_channels
+        if ca != cb or self.vae_a.multiple != self.vae_b.multiple:
+            raise ValueError(f"vae-a and vae-b latents differ ({ca} vs {cb} channels, /{self.vae_a.multiple} vs "
+                             f"/{self.vae_b.multiple}); train both with the same model.vae config")
+        check_crop(cfg["data"]["crop"], self.vae_a.multiple)
+        self.mapping = self.add_model("mapping", {"type": "mapping", "latent_channels": ca, **cfg["model"]["mapping"]})
+        self.uses_mask = bool(self.models["mapping"].has_nonlocal)
+        self.d_image = self.add_model("d_image", image_discriminator_spec(cfg))
+        self.vgg = setup_vgg(self)
+        data = cfg["data"]
+        ds = PairsDataset(self.open_source(self.ctx.data), data["preset"], crop=int(data["crop"]), train=True,
+                          seed=self.dataset_seed(3))
+        self.add_stream("pairs", ds, int(data["batch_size"]))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        w = self.cfg["loss"]
+        batch = self.next_batch("pairs")
+        x, y = batch["degraded"], batch["clean"]
+        valid = latent_valid_from_mask(batch["mask"], self.vae_a.multiple) if self.uses_mask else None
+        with self.precision.autocast():
+            with torch.no_grad():
+                z_x = self.vae_a.encode(x)[0]
+                z_y = self.vae_b.encode(y)[0]
+            mapped = self.mapping(z_x, valid)
+            decoded = self.vae_b.decode(mapped)
+            losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
+            if float(w["mapping_image_l1"]):
+                losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
+            gan, fm = generator_terms(self.d_image, y, decoded, float(w["feature_matching"]))
+            losses.update(g_gan=float(w["gan"]) * gan, g_fm=fm)
+            if self.vgg is not None:
+                losses["g_vgg"] = float(w["vgg"]) * self.vgg(decoded.float(), y.float())
+            total = sum(losses.values())
+        self.precision.step(total, self.optimizers["mapping"])
+        with self.precision.autocast():
+            d_img = discriminator_term(self.d_image, y, decoded)
+        self.precision.step(d_img, self.optimizers["d_image"])
+        result = {k: v.detach().item() for k, v in losses.items()}
+        result.update(total=total.detach().item(), d_image=d_img.detach().item())
+        return result
