@@ -16,6 +16,7 @@ from .. import __version__
 SUBCOMMANDS: dict[str, str] = {
     "degrade": "oldphoto_bench.cli.degrade",
     "demo": "oldphoto_bench.cli.demo",
+    "faces": "oldphoto_bench.cli.faces",
     "train": "oldphoto_bench.cli.train",
     "latent-gap": "oldphoto_bench.cli.latent_gap",
 }
