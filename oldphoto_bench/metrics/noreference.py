@@ -1,0 +1,95 @@
+"""No-reference scores for real old photos (no clean reference exists), all weight-free.
+
+These are indicators, not quality judgements: a restoration that removes grain lowers total variation and
+may raise blur; read them next to the image grids.
+
+    blur_effect     Crété-Roffet et al. 2007 blur metric, scikit-image ``measure.blur_effect``;
+                    0 sharp .. 1 blurred                                               lower is better
+    tv              mean absolute difference between neighbouring pixels (anisotropic total variation,
+                    piq ``total_variation(norm_type="l1")`` divided by the number of pixel values);
+                    lower = smoother (less noise and scratches, but also less texture)
+    colourfulness   Hasler & Süsstrunk 2003, on the 0..255 scale:
+                    rg = R - G, yb = (R + G) / 2 - B,
+                    M = sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2)              higher is better
+
+Not included: BRISQUE. piq's ``brisque`` downloads its SVM parameters from GitHub when called, which
+would touch the network at scoring time and is not in our verified weights catalogue. NIQE/MUSIQ/NIMA
+have no weight-free maintained implementation among our dependencies.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from .base import METRICS, PerImageMetric
+
+
+def colourfulness(x: torch.Tensor) -> torch.Tensor:
+    """Hasler & Süsstrunk (2003) colourfulness per image; ``(N, 3, H, W)`` in [0, 1] -> ``(N,)`` float64."""
+    x = x.to(torch.float64) * 255.0
+    r, g, b = x[:, 0].flatten(1), x[:, 1].flatten(1), x[:, 2].flatten(1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return std + 0.3 * mean
+
+
+@METRICS.register()
+class Colourfulness(PerImageMetric):
+    name: ClassVar[str] = "colourfulness"
+    higher_is_better: ClassVar[bool] = True
+    reference: ClassVar[str] = "none"
+    notes: ClassVar[str] = ("Hasler & Süsstrunk 2003 colourfulness on the 0..255 scale (0 for gray images). Faded "
+                            "photos score low; higher is not always better (over-saturation also scores high).")
+
+    def __init__(self):
+        self.settings = {"formula": "sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2), rg = R - G, "
+                                    "yb = (R + G)/2 - B", "scale": "0..255", "std": "population"}
+
+    def _compute(self, pred, target):
+        return colourfulness(pred)
+
+
+@METRICS.register()
+class BlurEffect(PerImageMetric):
+    name: ClassVar[str] = "blur_effect"
+    higher_is_better: ClassVar[bool] = False
+    reference: ClassVar[str] = "none"
+    notes: ClassVar[str] = ("Crété-Roffet et al. 2007 no-reference blur estimate (scikit-image), 0 sharp to 1 "
+                            "blurred, on the luminance; maximum over the two axes.")
+
+    def __init__(self, h_size: int = 11):
+        self.settings = {"implementation": f"scikit-image {metadata.version('scikit-image')} "
+                                           "skimage.measure.blur_effect", "h_size": int(h_size),
+                         "reduce": "max over axes", "gray": "skimage rgb2gray (ITU-R BT.709 luma)"}
+
+    def _compute(self, pred, target):
+        from skimage.measure import blur_effect
+
+        imgs = pred.detach().to("cpu", torch.float64).clamp(0.0, 1.0).permute(0, 2, 3, 1).numpy()
+        vals = [blur_effect(np.ascontiguousarray(a), h_size=self.settings["h_size"], channel_axis=-1)
+                for a in imgs]
+        return torch.tensor(vals, dtype=torch.float64)
+
+
+@METRICS.register()
+class TotalVariation(PerImageMetric):
+    name: ClassVar[str] = "tv"
+    higher_is_better: ClassVar[bool] = False
+    reference: ClassVar[str] = "none"
+    notes: ClassVar[str] = ("Anisotropic total variation per pixel value (piq): mean |difference| between "
+                            "horizontal and vertical neighbours. Lower is smoother: less noise, but also less texture.")
+
+    def __init__(self):
+        self.settings = {"implementation": f"piq {metadata.version('piq')} total_variation(norm_type='l1')",
+                         "normalisation": "divided by C*H*W", "input": "clamped to [0, 1]"}
+
+    def _compute(self, pred, target):
+        import piq
+
+        x = pred.float().clamp(0.0, 1.0)
+        return piq.total_variation(x, reduction="none", norm_type="l1") / float(x[0].numel())
