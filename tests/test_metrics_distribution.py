@@ -17,6 +17,7 @@ from oldphoto_bench.metrics.inception import (
 )
 from oldphoto_bench.metrics.weights import CATALOGUE, WeightsFile
 from oldphoto_bench.seeding import numpy_rng, torch_generator
+from oldphoto_bench.stats import frechet_distance_sets
 
 
 def channel_means(x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +77,14 @@ def test_fid_streaming_equals_one_shot_and_cached_reference_features():
     fid.reset()
     with pytest.raises(ValueError, match="before compute"):
         fid.compute()
+
+
+@pytest.mark.parametrize("n", [50, 12])  # full-rank and singular (n < d) covariances
+def test_fid_trace_term_equals_scipy_sqrtm(n):
+    rng = numpy_rng(9)
+    a, b = rng.normal(size=(n, 20)), rng.normal(0.3, 1.5, size=(n, 20))
+    ours = FID(feature_extractor=channel_means).score_features(a, b).value
+    assert ours == pytest.approx(frechet_distance_sets(a, b), rel=1e-6)
 
 
 def test_set_metrics_need_two_images_per_set():
