@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "faces": "oldphoto_bench.cli.faces",
     "train": "oldphoto_bench.cli.train",
     "latent-gap": "oldphoto_bench.cli.latent_gap",
+    "restore": "oldphoto_bench.cli.restore",
     "weights": "oldphoto_bench.cli.weights",
 }
 

@@ -65,10 +65,22 @@ def gaussian_window(size: int, sigma: float, dtype: torch.dtype = torch.float64,
 
 
 def _filter_valid(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable 2-D filtering of every channel with ``window``, valid region only (no padding)."""
-    c = x.shape[1]
-    x = F.conv2d(x, window.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, window.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    """Separable 2-D filtering of every channel with ``window``, valid region only (no padding).
+
+    Written as in-place weighted sums of shifted views: in float64 this is several times faster on CPU
+    than a depthwise ``conv2d`` (which has no fast float64 path).
+    """
+    taps = [float(t) for t in window]
+    k = len(taps)
+
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        n = t.shape[dim] - k + 1
+        acc = t.narrow(dim, 0, n) * taps[0]
+        for i in range(1, k):
+            acc.add_(t.narrow(dim, i, n), alpha=taps[i])
+        return acc
+
+    return along(along(x, -1), -2)
 
 
 def ssim_maps(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, size: int = 11, sigma: float = 1.5,

@@ -4,6 +4,7 @@
       vae-a/last.pt  config.yaml  manifest.json  log.csv  run.log  tb/
       vae-b/...
       mapping/...
+      scratch/...  eval.json
 
 Each checkpoint stores the constructor config of its networks next to their weights, so loading needs no
 config file and cannot silently build a different architecture.
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..models import NETWORKS, VAE, MappingNetwork
+from ..models import NETWORKS, VAE, MappingNetwork, ScratchUNet
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 VAE_STAGES = ("vae-a", "vae-b")
@@ -73,6 +74,12 @@ def load_mapping(runs: str | Path, device: str | torch.device = "cpu") -> Mappin
     """The trained latent mapping network, frozen, in eval mode, on ``device``."""
     ckpt, path = _load(runs, "mapping", device)
     return _network(ckpt, path, runs, "mapping", "mapping", device)
+
+
+def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> ScratchUNet:
+    """The trained scratch detector (``runs/scratch/last.pt``), frozen, in eval mode, on ``device``."""
+    ckpt, path = _load(runs, "scratch", device)
+    return _network(ckpt, path, runs, "scratch", "detector", device)
 
 
 def load_stage_config(runs: str | Path, stage: str) -> dict[str, Any]:
