@@ -1,0 +1,377 @@
+"""The restoration pipeline: scratch detection -> global restoration in the latent space -> faces.
+
+    from oldphoto_bench.restore import Restorer
+    restorer = Restorer("runs", with_scratch=True)          # loads every network once
+    result = restorer.restore(image)                        # (1, 3, H, W) in [0, 1], any H and W
+    result.image, result.mask, result.stages["global"], result.details["seconds"]
+
+Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
+
+1. **scratch detection** (``with_scratch``): the U-Net on the luma at full resolution (the released code
+   rescales to a 256-pixel side first), in overlapping blended tiles (:func:`~.tiling.run_tiled`; tile 512,
+   overlap 128, margin 32 for the depth-4 detector), ``mask = sigmoid >= threshold`` (0.4 as released), then
+   dilated by ``dilation`` pixels (a ``(2d + 1)`` square, after the released pipeline, which dilates the
+   detected mask a little before restoring).
+2. **global restoration**: ``z = mu_A(x)`` (VAE_A's posterior mean), ``z' = T(z, valid)`` with the latent
+   validity ``valid = latent_valid_from_mask(mask)`` (all valid without a mask), ``y = G_B(z')``. The image is
+   padded bottom/right (reflection) to a multiple of 4 and at least :data:`MIN_SIDE` pixels, and cropped
+   back. The VAEs and the mapping use InstanceNorm (statistics over the whole image) and a global nonlocal
+   block, so they are never cut into tiles: large images run layer by layer over the whole image with
+   banded convolutions (:mod:`.layerwise`), which gives the untiled result in memory linear in the pixels.
+3. **faces** (``faces=True``): :func:`oldphoto_bench.faces.refine_faces` on the stage-2 output with the face
+   enhancer of ``RUNS/face/last.pt``; without that checkpoint faces are only detected and listed, the image
+   is unchanged; without the faces package the stage is skipped with a note.
+
+Grayscale in, grayscale out: when the three input channels are equal (or ``grayscale=True``), every output
+is the luma of the network's output, replicated.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..imageio import gray_to_rgb, rgb_to_luma
+from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
+from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
+from .tiling import run_tiled
+
+DEFAULT_CHECKPOINTS = "runs"  # the one place to change when default checkpoints ship with the package
+DEFAULT_TILE = 512  # detector tile side when tiling automatically (run_tiled's default)
+DETECTOR_OVERLAP = 128  # >= 128 with margin 32 for the depth-4 detector (receptive field ~169 px)
+MIN_TILE = 64
+AUTO_WHOLE_PIXELS = 1 << 20  # automatic mode: up to 1 megapixel the networks are called on the whole image
+MIN_SIDE = 32  # images are padded to at least this side (the VAE's 7x7 reflection pad, InstanceNorm on 8x8)
+MASK_DILATION = 1  # pixels: a 3x3 square
+STAGE_DESCRIPTIONS = {
+    "vae-a": "VAE_A (old photos)",
+    "vae-b": "VAE_B (clean photos)",
+    "mapping": "the latent mapping A -> B",
+    "scratch": "the scratch detector",
+    "face": "the face enhancer",
+}
+
+
+def default_checkpoints() -> Path:
+    """Where :class:`Restorer` and ``oldphoto-bench restore`` look for checkpoints by default."""
+    return Path(DEFAULT_CHECKPOINTS)
+
+
+def required_stages(with_scratch: bool) -> tuple[str, ...]:
+    return ("vae-a", "vae-b", "mapping") + (("scratch",) if with_scratch else ())
+
+
+class MissingCheckpointsError(FileNotFoundError):
+    """Checkpoints the pipeline needs are missing; ``missing`` lists ``(stage, path, train command)``."""
+
+    def __init__(self, runs: Path, missing: list[tuple[str, Path, str]]):
+        self.runs, self.missing = runs, missing
+        lines = [f"missing checkpoint(s) in {runs}:"]
+        lines += [
+            f"  {path} ({STAGE_DESCRIPTIONS.get(stage, stage)}): train it with `{cmd}`"
+            for stage, path, cmd in missing
+        ]
+        lines.append("  (or point --checkpoints at a folder that holds them)")
+        super().__init__("\n".join(lines))
+
+
+def check_checkpoints(runs: str | Path, with_scratch: bool) -> None:
+    """Raise :class:`MissingCheckpointsError` naming every missing checkpoint and the command training it."""
+    from ..train.artifacts import checkpoint_path, train_command
+
+    runs = Path(runs)
+    missing = [
+        (s, checkpoint_path(runs, s), train_command(runs, s))
+        for s in required_stages(with_scratch)
+        if not checkpoint_path(runs, s).is_file()
+    ]
+    if missing:
+        raise MissingCheckpointsError(runs, missing)
+
+
+@dataclass
+class RestoreResult:
+    """``image`` ``(1, 3, H, W)`` float32 in [0, 1] on the CPU (the final output); ``mask`` ``(1, 1, H, W)`` in
+    {0, 1} (None without scratch handling); ``stages``: ``"scratch_probability"``, ``"mask"``, ``"global"``
+    (stage 2's output, before faces), ``"final"``; ``details``: ``seconds`` per stage, ``faces`` (one dict
+    per face), ``notes``, ``mask_fraction``, ``layerwise``, ``detector_tile``, ``grayscale``, ``size``."""
+
+    image: torch.Tensor
+    mask: torch.Tensor | None
+    stages: dict[str, torch.Tensor] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Restorer:
+    """The whole pipeline built once from a checkpoint folder; see the module docstring.
+
+    Args:
+        checkpoints: runs folder holding ``vae-a``, ``vae-b``, ``mapping`` (and ``scratch``, ``face``) as written
+            by ``oldphoto-bench train`` (default :func:`default_checkpoints`).
+        device: where the networks run (``"cpu"``, ``"cuda"``); images and outputs stay on the CPU.
+        with_scratch: run stage 1 and use its mask in the mapping.
+        faces: run stage 3.
+        tile: ``None``: automatic (detector tiles of 512 px, layer-by-layer VAE/mapping above 1 megapixel);
+            ``0``: no tiling (every network on the whole image at once); ``N >= 64``: detector tiles of ``N``
+            pixels, and the VAE/mapping layer by layer with bands of about ``64 N^2`` floats. The VAE/mapping
+            result does not depend on it (exact); the detector's tiles are cross-faded.
+        face_backend: ``auto``, ``dlib`` or ``cascade`` (:func:`oldphoto_bench.faces.build_detector`).
+        threshold: scratch probability at or above which a pixel is masked.
+        dilation: pixels the mask grows by (0: none).
+        attention: ``"linear"`` or ``"dense"`` (the released N x N attention; for the scaling benchmark).
+        band_elements: override the floats per band of the layer-by-layer mode.
+
+    Raises :class:`MissingCheckpointsError` (a ``FileNotFoundError``) naming what is missing and the commands
+    that train it, and ``ValueError`` for checkpoints that do not fit together.
+    """
+
+    def __init__(
+        self,
+        checkpoints: str | Path | None = None,
+        device: str = "cpu",
+        with_scratch: bool = False,
+        faces: bool = True,
+        tile: int | None = None,
+        face_backend: str = "auto",
+        threshold: float = DETECTION_THRESHOLD,
+        dilation: int = MASK_DILATION,
+        attention: str = "linear",
+        band_elements: int | None = None,
+    ):
+        from ..train.artifacts import load_mapping, load_scratch, load_vae
+
+        if tile is not None and (int(tile) < 0 or 0 < int(tile) < MIN_TILE):
+            raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
+        if attention not in ATTENTION_MODES:
+            raise KeyError(f"unknown attention {attention!r}; valid names: {', '.join(ATTENTION_MODES)}")
+        if int(dilation) < 0:
+            raise ValueError(f"dilation must be >= 0, got {dilation}")
+        self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
+        self.device = str(device)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("device cuda was asked for, but torch sees no CUDA device")
+        self.with_scratch, self.faces, self.tile = bool(with_scratch), bool(faces), tile
+        self.threshold, self.dilation, self.attention = float(threshold), int(dilation), attention
+        if band_elements is None:
+            band_elements = DEFAULT_BAND_ELEMENTS if not tile else int(tile) ** 2 * 64
+        self.band_elements = int(band_elements)
+        self.notes: list[str] = []
+        check_checkpoints(self.runs, self.with_scratch)
+        self.vae_a = load_vae(self.runs, "vae-a", self.device)
+        self.vae_b = load_vae(self.runs, "vae-b", self.device)
+        self.mapping = load_mapping(self.runs, self.device)
+        self.detector = load_scratch(self.runs, self.device) if self.with_scratch else None
+        self._check_compatible()
+        self.refine_fn = self.enhancer = self.face_detector = None
+        if self.faces:
+            self._setup_faces(face_backend)
+
+    # ---- construction -------------------------------------------------------------------------------------
+    def _check_compatible(self) -> None:
+        from ..train.artifacts import checkpoint_path, train_command
+
+        a, b = self.vae_a, self.vae_b
+        if a.latent_channels != b.latent_channels or a.multiple != b.multiple:
+            raise ValueError(
+                f"{checkpoint_path(self.runs, 'vae-a')} and {checkpoint_path(self.runs, 'vae-b')} do not fit "
+                f"together: latents of {a.latent_channels} vs {b.latent_channels} channels at 1/{a.multiple} vs "
+                f"1/{b.multiple}; retrain both with the same config "
+                f"(`{train_command(self.runs, 'vae-a')}`, `{train_command(self.runs, 'vae-b')}`)"
+            )
+        mapped = self.mapping.up[0].in_channels
+        if mapped != a.latent_channels:
+            raise ValueError(
+                f"{checkpoint_path(self.runs, 'mapping')} maps {mapped}-channel latents but the VAEs have "
+                f"{a.latent_channels}; retrain it with `{train_command(self.runs, 'mapping')}`"
+            )
+        if self.detector is not None and self.detector.stem[1].in_channels != 1:
+            raise ValueError(
+                f"{checkpoint_path(self.runs, 'scratch')} is not a grayscale detector; retrain it "
+                f"with `{train_command(self.runs, 'scratch')}`"
+            )
+        if self.with_scratch and not self.mapping.has_nonlocal:
+            self.notes.append(
+                "the mapping has no partial nonlocal block: the scratch mask is detected and "
+                "saved but cannot steer the restoration"
+            )
+
+    def _setup_faces(self, backend: str) -> None:
+        from ..train import artifacts
+
+        try:
+            from ..faces import build_detector, refine_faces
+        except ImportError as e:
+            self.notes.append(f"faces stage skipped: oldphoto_bench.faces cannot be imported ({e})")
+            return
+        self.refine_fn = refine_faces
+        self.face_detector = build_detector(backend)
+        path = artifacts.checkpoint_path(self.runs, "face")
+        loader = getattr(artifacts, "load_face", None)
+        if not path.is_file():
+            self.notes.append(
+                f"no face enhancer checkpoint {path}: faces are detected and listed, not changed"
+            )
+        elif loader is None:
+            self.notes.append(
+                f"{path} found, but this version cannot load face checkpoints: faces are only detected"
+            )
+        else:
+            self.enhancer = loader(self.runs, self.device)
+
+    # ---- stages -------------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    @property
+    def detector_tile(self) -> int | None:
+        """Detector tile side (None: whole image)."""
+        if self.tile == 0:
+            return None
+        return DEFAULT_TILE if self.tile is None else int(self.tile)
+
+    def uses_layerwise(self, height: int, width: int) -> bool:
+        """Whether stage 2 runs layer by layer (banded) for an image of this size."""
+        if self.attention == "dense":
+            return True  # the dense reference is only wired into the layer-by-layer runner
+        if self.tile is None:
+            return height * width > AUTO_WHOLE_PIXELS
+        return self.tile > 0
+
+    @torch.no_grad()
+    def detect(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] on the CPU for ``image`` ``(1, 3, H, W)``."""
+        if self.detector is None:
+            raise ValueError("this Restorer was built without the scratch detector (with_scratch=False)")
+        luma = to_detector_input(image.float().cpu())
+        tile, m = self.detector_tile, self.detector.multiple
+        overlap = max(m, min(DETECTOR_OVERLAP, (tile // 2) // m * m)) if tile else DETECTOR_OVERLAP
+        return run_tiled(
+            self.detector.predict_proba,
+            luma,
+            tile=tile,
+            overlap=overlap,
+            multiple=m,
+            margin=overlap // 4,
+            device=self.device,
+        )
+
+    def mask_from_probability(self, prob: torch.Tensor) -> torch.Tensor:
+        """``prob >= threshold``, dilated by :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
+        mask = (prob >= self.threshold).float()
+        if self.dilation:
+            k = 2 * self.dilation + 1
+            mask = F.max_pool2d(mask, k, stride=1, padding=self.dilation)
+        return mask
+
+    @torch.no_grad()
+    def restore_global(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Stage 2: ``G_B(T(mu_A(x), valid(mask)))`` for ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` on the CPU."""
+        h, w = image.shape[-2:]
+        m = self.vae_a.multiple
+        th, tw = max(math.ceil(h / m) * m, MIN_SIDE), max(math.ceil(w / m) * m, MIN_SIDE)
+        mode = "reflect" if th - h < h and tw - w < w else "replicate"
+        x = F.pad(image.float().to(self.device), (0, tw - w, 0, th - h), mode=mode)
+        valid = None
+        if mask is not None and self.mapping.has_nonlocal:
+            mp = F.pad(mask.float().to(self.device), (0, tw - w, 0, th - h), mode=mode)
+            valid = latent_valid_from_mask(mp, m)
+        if self.uses_layerwise(h, w):
+            runner = LayerwiseRunner(self.band_elements, self.attention)
+            z = runner.encode(self.vae_a.encoder, x)
+            del x
+            z = runner.map(self.mapping, z, valid)
+            y = runner.run(self.vae_b.decoder, z, owned=True)
+        else:
+            y = self.vae_b.decode(self.mapping(self.vae_a.encode(x)[0], valid))
+        return y[..., :h, :w].float().cpu()
+
+    def refine_faces(self, image: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+        """Stage 3 -> (image, one report dict per face); the image unchanged when the stage is off."""
+        if self.refine_fn is None:
+            return image, []
+        return self.refine_fn(image, self.enhancer, device=self.device, detector=self.face_detector)
+
+    # ---- the pipeline -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def restore(
+        self, image: torch.Tensor, mask: torch.Tensor | None = None, grayscale: bool | None = None
+    ) -> RestoreResult:
+        """Run every stage on ``image`` ``(1, 3, H, W)`` (or ``(1, 1, H, W)`` gray) in [0, 1], any H, W >= 2.
+
+        ``mask`` ``(1, 1, H, W)``: use this damage mask instead of detecting one (stage 1 is skipped).
+        ``grayscale``: None detects it (three equal channels).
+        """
+        if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+            raise ValueError(
+                f"restore takes one image (1, 3, H, W) or (1, 1, H, W), got {tuple(image.shape)}"
+            )
+        if min(image.shape[-2:]) < 2:
+            raise ValueError(f"image too small: {tuple(image.shape[-2:])}; need at least 2x2")
+        image = image.detach().float().cpu().clamp(0.0, 1.0)
+        if image.shape[1] == 1:
+            image, grayscale = gray_to_rgb(image), True if grayscale is None else grayscale
+        if grayscale is None:
+            grayscale = bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
+        if mask is not None and tuple(mask.shape) != (1, 1, *image.shape[-2:]):
+            raise ValueError(
+                f"mask must be (1, 1, H, W) = (1, 1, {image.shape[2]}, {image.shape[3]}), got "
+                f"{tuple(mask.shape)}"
+            )
+        h, w = image.shape[-2:]
+        seconds: dict[str, float] = {}
+        stages: dict[str, torch.Tensor] = {}
+        notes = list(self.notes)
+        t_start = time.perf_counter()
+
+        if mask is not None:
+            mask = (mask.detach().float().cpu() > 0.5).float()
+            notes.append("mask given: scratch detection skipped")
+        elif self.with_scratch:
+            t0 = time.perf_counter()
+            prob = self.detect(image)
+            mask = self.mask_from_probability(prob)
+            self._sync()
+            seconds["scratch"] = time.perf_counter() - t0
+            stages["scratch_probability"] = prob
+        if mask is not None:
+            stages["mask"] = mask
+
+        t0 = time.perf_counter()
+        restored = self.restore_global(image, mask)
+        self._sync()
+        seconds["global"] = time.perf_counter() - t0
+        if grayscale:
+            restored = gray_to_rgb(rgb_to_luma(restored))
+        stages["global"] = restored
+
+        faces: list[dict] = []
+        final = restored
+        if self.faces and self.refine_fn is not None:
+            t0 = time.perf_counter()
+            final, faces = self.refine_faces(restored)
+            final = final.float().cpu()
+            if grayscale:
+                final = gray_to_rgb(rgb_to_luma(final))
+            self._sync()
+            seconds["faces"] = time.perf_counter() - t0
+        stages["final"] = final
+        seconds["total"] = time.perf_counter() - t_start
+        details = {
+            "size": [int(h), int(w)],
+            "grayscale": grayscale,
+            "seconds": seconds,
+            "faces": faces,
+            "notes": notes,
+            "mask_fraction": float(mask.mean()) if mask is not None else None,
+            "layerwise": self.uses_layerwise(h, w),
+            "detector_tile": self.detector_tile if self.with_scratch else None,
+            "attention": self.attention,
+        }
+        return RestoreResult(image=final, mask=mask, stages=stages, details=details)
