@@ -181,8 +181,10 @@ class DlibDetector:
 
     def __call__(self, image: torch.Tensor) -> list[Face]:
         small, s = _detection_copy(image, self.max_side)
-        rgb_small = to_uint8(small)
-        rgb = rgb_small if s == 1.0 else to_uint8(image)
+        # dlib mis-reads non-contiguous arrays, and to_uint8 returns a transposed view (measured: the same photo
+        # gave a face in one process and none in the next without this copy)
+        rgb_small = np.ascontiguousarray(to_uint8(small))
+        rgb = rgb_small if s == 1.0 else np.ascontiguousarray(to_uint8(image))
         rects, scores, _ = self._detector.run(rgb_small, self.upsample, self.score_threshold)
         faces = []
         for r, score in zip(rects, scores, strict=True):
