@@ -8,7 +8,15 @@
 Command line: ``oldphoto-bench train {vae-a,vae-b,mapping,scratch} --config smoke|tiny|paper|FILE.yaml ...``.
 """
 
-from .artifacts import checkpoint_path, load_mapping, load_scratch, load_stage_config, load_vae, train_command
+from .artifacts import (
+    checkpoint_path,
+    load_face,
+    load_mapping,
+    load_scratch,
+    load_stage_config,
+    load_vae,
+    train_command,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchStream, EpochOrder
 from .ddp import DistInfo, dist_from_env
@@ -20,6 +28,7 @@ from .stages import STAGES, Stage, StageContext
 __all__ = [
     "STAGES", "BatchStream", "DistInfo", "EpochOrder", "RunExistsError", "Stage", "StageContext", "Trainer",
     "check_data_specs", "checkpoint_path", "dist_from_env", "evaluate_detector", "evaluate_scratch",
-    "learning_rate", "load_checkpoint", "load_mapping", "load_recipe", "load_scratch", "load_stage_config",
-    "load_vae", "resolve_config", "save_checkpoint", "total_steps", "train_command", "train_stage",
+    "learning_rate", "load_checkpoint", "load_face", "load_mapping", "load_recipe", "load_scratch",
+    "load_stage_config", "load_vae", "resolve_config", "save_checkpoint", "total_steps", "train_command",
+    "train_stage",
 ]

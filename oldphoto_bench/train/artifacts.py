@@ -5,6 +5,7 @@
       vae-b/...
       mapping/...
       scratch/...  eval.json
+      face/...  face_crops/ (aligned training faces, reused by later runs)
 
 Each checkpoint stores the constructor config of its networks next to their weights, so loading needs no
 config file and cannot silently build a different architecture.
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from ..faces.enhancer import SPADEFaceGenerator
 from ..models import NETWORKS, VAE, MappingNetwork, ScratchUNet
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 
@@ -80,6 +82,15 @@ def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> Scratc
     """The trained scratch detector (``runs/scratch/last.pt``), frozen, in eval mode, on ``device``."""
     ckpt, path = _load(runs, "scratch", device)
     return _network(ckpt, path, runs, "scratch", "detector", device)
+
+
+def load_face(runs: str | Path, device: str | torch.device = "cpu") -> SPADEFaceGenerator:
+    """The trained face enhancer (``runs/face/last.pt``), frozen, in eval mode, on ``device``; its ``size`` is
+    the face size it was trained at."""
+    from . import face_stage  # noqa: F401  (registers the generator's network type)
+
+    ckpt, path = _load(runs, "face", device)
+    return _network(ckpt, path, runs, "face", "generator", device)
 
 
 def load_stage_config(runs: str | Path, stage: str) -> dict[str, Any]:

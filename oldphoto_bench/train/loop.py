@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import dump_config
 from ..provenance import write_manifest
-from . import mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
+from . import face_stage, mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .ddp import DistInfo, barrier, init_distributed, mean_over_ranks, shutdown_distributed
 from .logs import RunLog

@@ -1,0 +1,94 @@
+"""Stage ``face``: the SPADE face enhancer on aligned faces degraded with the ``face`` preset (issue 5).
+
+The released system never published this network's training code; losses follow the issue and
+pix2pixHD / SPADE, with a conditional multiscale discriminator ``D(cat(x, .))`` on 6 channels. Per step,
+with ``x`` the degraded faces and ``y`` the clean ones (``data.crop`` x ``data.crop``)::
+
+    L_G = w_l1 * |G(x) - y|_1 + w_gan * LSGAN(D(x, G(x)), 1) + FM(D(x, G(x)), D(x, y)) [+ w_vgg * VGG(G(x), y)]
+    L_D = 0.5 * (LSGAN(D(x, y), 1) + LSGAN(D(x, G(x)), 0))
+
+the same equations as :func:`oldphoto_bench.faces.face_training_step`, here with the framework's mixed
+precision, DDP wrapping and exact resume. Weights: ``loss.l1``, ``loss.gan``, ``loss.feature_matching``,
+``loss.vgg`` (VGG only when its weights are on disk; the run log says which).
+
+Config: ``data.crop`` is the face size (the generator's ``size``), ``data.preset`` the synthesizer preset
+(``face``), ``data.faces`` the face data options (:class:`~oldphoto_bench.faces.dataset.FaceDataset`:
+``aligned``, ``backend``, ``min_face``, ``detect_max_side``), ``model.face`` the
+:class:`~oldphoto_bench.faces.SPADEFaceGenerator` widths and ``model.face_discriminator`` the
+:class:`~oldphoto_bench.models.MultiscalePatchDiscriminator` ones. Detected crops are cached in
+``RUNS/face/face_crops/`` so resumed and repeated runs do not detect again.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import open_source
+from ..faces.dataset import FaceDataset
+from ..faces.enhancer import SPADEFaceGenerator
+from ..losses import l1_reconstruction
+from ..models import NETWORKS
+from .adversarial import discriminator_term, generator_terms
+from .stages import STAGES, Stage
+from .vae_stage import setup_vgg
+
+FACE_NETWORK = "spade_face"
+if FACE_NETWORK not in NETWORKS:  # the face generator is built from checkpoints like the other networks
+    NETWORKS.register(FACE_NETWORK)(SPADEFaceGenerator)
+
+FACE_DATA_KEYS = ("aligned", "backend", "min_face", "detect_max_side")
+CROP_CACHE = "face_crops"
+
+
+@STAGES.register("face")
+class FaceStage(Stage):
+    """The face enhancer G and its conditional discriminator D on aligned faces of ``--data``."""
+
+    name = "face"
+    main_stream = "faces"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        data, model = cfg["data"], cfg["model"]
+        size = int(data["crop"])
+        self.generator = self.add_model("generator", {"type": FACE_NETWORK, "size": size,
+                                                      **model["face"]})
+        self.discriminator = self.add_model("discriminator", {"type": "multiscale_patchgan", "in_channels": 6,
+                                                              **model["face_discriminator"]})
+        self.vgg = setup_vgg(self)
+        if self.ctx.real:
+            self.ctx.note("note: --real is not used by face (it learns from aligned faces of --data)")
+        opts = dict(data.get("faces") or {})
+        unknown = sorted(set(opts) - set(FACE_DATA_KEYS))
+        if unknown:
+            raise KeyError(f"unknown data.faces key(s) {unknown}; valid: {', '.join(FACE_DATA_KEYS)}")
+        # Photos are read once (to detect and align, or to resize), so no decoded-photo cache here; the
+        # dataset keeps the small crops in memory when data.cache_images is true.
+        dataset = FaceDataset(open_source(self.ctx.data), data["preset"], size, train=True,
+                              seed=self.dataset_seed(0), cache_dir=self.ctx.runs / self.name / CROP_CACHE,
+                              write_cache=self.ctx.dist.is_main,
+                              keep_in_memory=bool(data.get("cache_images", True)), note=self.ctx.note, **opts)
+        self.extra["faces"] = dataset.faces.summary
+        self.add_stream("faces", dataset, int(data["batch_size"]))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        w = self.cfg["loss"]
+        batch = self.next_batch("faces")
+        x, y = batch["degraded"], batch["clean"]
+        with self.precision.autocast():
+            fake = self.generator(x)
+            real_pair, fake_pair = torch.cat([x, y], 1), torch.cat([x, fake], 1)
+            gan, fm = generator_terms(self.discriminator, real_pair, fake_pair, float(w["feature_matching"]))
+            l1 = l1_reconstruction(fake.float(), y.float())
+            losses = {"g_l1": float(w["l1"]) * l1, "g_gan": float(w["gan"]) * gan, "g_fm": fm}
+            if self.vgg is not None:
+                losses["g_vgg"] = float(w["vgg"]) * self.vgg(fake.float(), y.float())
+            total = sum(losses.values())
+        self.precision.step(total, self.optimizers["generator"])
+
+        with self.precision.autocast():
+            d_total = discriminator_term(self.discriminator, real_pair, fake_pair)
+        self.precision.step(d_total, self.optimizers["discriminator"])
+        result = {k: v.detach().item() for k, v in losses.items()}
+        result.update(g_total=total.detach().item(), d_total=d_total.detach().item(), l1_raw=l1.detach().item())
+        return result
