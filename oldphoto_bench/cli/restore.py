@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 status="error", error=f"{f.path}: an output would write over an input; choose another --out"
             )
         elif existing and not args.overwrite:
-            entry.update(status="kept", error=None)
+            entry.update(status="kept", error=None, output=str(paths["final"]) if paths["final"].exists() else None)
             bar.write(
                 f"{f.path}: output {existing[0]} exists, kept (use --overwrite to replace it)",
                 file=sys.stderr,
@@ -204,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
                 entry.update(status="error", error=str(e))
             except (OSError, RuntimeError, ValueError) as e:
                 entry.update(status="error", error=f"{f.path}: {e}")
+            except Exception as e:  # a bad file must not end the run: report it with its type and go on
+                entry.update(status="error", error=f"{f.path}: {type(e).__name__}: {e}")
         if entry["status"] == "error":
             entry.update(output=None, stage1=None, mask=None)
             bar.write(f"error: {entry['error']}", file=sys.stderr)
