@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "latent-gap": "oldphoto_bench.cli.latent_gap",
     "restore": "oldphoto_bench.cli.restore",
     "weights": "oldphoto_bench.cli.weights",
+    "bench": "oldphoto_bench.cli.bench",
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..config import dump_config
 from ..provenance import write_manifest
-from . import face_stage, mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
+from . import baseline_stage, face_stage, mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .ddp import DistInfo, barrier, init_distributed, mean_over_ranks, shutdown_distributed
 from .logs import RunLog
@@ -91,7 +91,8 @@ class Trainer:
         self.name, self.runs, self.device = stage, Path(runs), device
         self.dist = dist or DistInfo()
         self.progress = progress
-        self.dir = self.runs / stage
+        run_name = getattr(stage_cls, "run_name", None)  # a stage may name its folder from its arguments
+        self.dir = self.runs / (run_name(tuple(stage_args)) if run_name else stage)
         self.ckpt_path = self.dir / CHECKPOINT_NAME
         if resume and not self.ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: {self.ckpt_path} not found; start the run without --resume")
