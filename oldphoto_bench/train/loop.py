@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..config import dump_config
 from ..provenance import write_manifest
 from . import baseline_stage, face_stage, mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
@@ -159,6 +161,9 @@ class Trainer:
         sched = self.cfg["schedule"]
         log_every, save_every = max(1, int(sched.get("log_every", 1))), int(sched.get("save_every", 0) or 0)
         history: list[dict[str, float]] = []
+        threads_before = torch.get_num_threads()
+        if self.cfg.get("threads"):
+            torch.set_num_threads(int(self.cfg["threads"]))
         bar = tqdm(total=self.total, initial=self.step, desc=self.name, unit="step", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.is_main) or self.step >= end)
         try:
@@ -187,6 +192,7 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
+            torch.set_num_threads(threads_before)
         self.save()
         return history
 

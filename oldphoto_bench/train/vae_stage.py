@@ -56,6 +56,12 @@ class VAEStage(Stage):
     def build(self) -> None:
         cfg = self.cfg
         self.vae = self.add_model("vae", {"type": "vae", **cfg["model"]["vae"]})
+        bias = cfg["model"].get("vae_logvar_bias")
+        if bias is not None:
+            # Start with a small posterior std (exp(bias / 2)): with logvar = 0 at init the unit noise swamps
+            # the still-small means and the decoder first learns to ignore z (the mean image).
+            with torch.no_grad():
+                self.models["vae"].encoder.logvar_head.bias.fill_(float(bias))
         check_crop(cfg["data"]["crop"], self.models["vae"].multiple)
         self.d_image = self.add_model("d_image", image_discriminator_spec(cfg))
         self.d_latent = None
