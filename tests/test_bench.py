@@ -245,3 +245,27 @@ def test_cli_bench_and_list(photos, tmp_path, capsys):
     assert main(["bench", "--suite", "nope", "--out", str(tmp_path / "x")]) == 2
     assert main(["bench", "--suite", "embedded", "--methods", "zzz", "--out", str(tmp_path / "y")]) == 2
     assert main(["bench", "--suite", "embedded", "--set", "tv.nope=1", "--out", str(tmp_path / "z")]) != 0
+
+
+def test_batched_scoring_equals_photo_by_photo_and_isolates_failures(tmp_path):
+    photos = tmp_path / "same"
+    for i in range(3):
+        save_image(_photo(40, 40, 10 + i), photos / f"s{i}.png")
+    metrics = ["psnr", "ssim", "ms_ssim"]
+    one = _bench(photos, tmp_path / "one", ["input", "tv"], metrics=metrics, metric_batch=1)
+    many = _bench(photos, tmp_path / "many", ["input", "tv"], metrics=metrics, metric_batch=3)
+    for a, b in zip(one.runs, many.runs, strict=True):
+        for image, values in a.values.items():
+            assert values["psnr"] == pytest.approx(b.values[image]["psnr"], rel=1e-12)
+            assert values["ssim"] == pytest.approx(b.values[image]["ssim"], rel=1e-9)
+        assert "161" in b.errors["ms_ssim"]  # too small for MS-SSIM: NaN and the reason, not a crash
+    assert _read_csv(tmp_path / "many" / "summary.csv")[0]["ms_ssim"] == ""
+    assert "`ms_ssim` failed for `input`" in (tmp_path / "many" / "summary.md").read_text()
+
+
+def test_severity_presets_rerun_the_suite(photos, tmp_path):
+    _bench(photos, tmp_path, ["input"], metrics=["psnr"], severity=["light", "paper"])
+    assert (tmp_path / "severity" / "light" / "data" / "suite.json").is_file()
+    assert not (tmp_path / "severity" / "paper").exists()  # the main run is the paper preset
+    assert (tmp_path / "figures" / "severity_presets.png").is_file()
+    assert json.loads((tmp_path / "manifest.json").read_text())["severity"]["presets"] == ["light", "paper"]

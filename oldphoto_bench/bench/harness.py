@@ -13,8 +13,10 @@ Files under ``OUT`` (the report files are written by :mod:`.report`)::
 
 A photo is done once its PNG and JSON exist, so an interrupted run resumes where it stopped, and a rerun
 calls no method and recomputes no metric (a metric that became available since, e.g. once its weights are
-fetched, is computed on the cached outputs). Methods run photo by photo on ``device`` (suite photos differ
-in size, so they are not batched); metrics run on ``device`` too.
+fetched, is computed on the cached outputs). Methods run photo by photo on ``device`` (photos differ in
+size, and most methods are per-photo by nature); metrics run on ``device`` in batches of up to
+``metric_batch`` equal-sized outputs (a batch that fails is retried photo by photo, so one photo a metric
+cannot score, e.g. one too small for MS-SSIM, gets NaN and the reason without losing the others).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,58 +142,98 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-class _Scorer:
-    """Per-image metrics of one output, and per-set features, with the per-photo cache record."""
+def _chunks(entries: Sequence[Any], key: Callable[[Any], Any], size: int) -> list[list[Any]]:
+    """Group ``entries`` by ``key`` (first-seen order) and cut each group into lists of at most ``size``."""
+    groups: dict[Any, list[Any]] = {}
+    for e in entries:
+        groups.setdefault(key(e), []).append(e)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
-    def __init__(self, metrics: Sequence[Metric]):
+
+def _load(path: Path) -> torch.Tensor:
+    return imageio.load_image(path, max_pixels=None)[0]
+
+
+class _Scorer:
+    """Per-image metrics and per-set features of outputs, in batches of equal-sized photos on ``device``.
+
+    Per-image values live in each photo's cache record, keyed by a hash of each metric's contract (a metric
+    whose settings changed is recomputed); per-set features are cached as ``.npy`` files.
+    """
+
+    def __init__(self, metrics: Sequence[Metric], device: str = "cpu", batch_size: int = 8):
         self.per_image = [m for m in metrics if isinstance(m, PerImageMetric)]
         self.per_set = [m for m in metrics if isinstance(m, SetMetric)]
         self.keys = {m.name: settings_key(m.contract()) for m in self.per_image}
+        self.device, self.batch_size = device, max(1, int(batch_size))
 
-    def score(self, rec: dict[str, Any], pred: Callable[[], torch.Tensor], ref: Callable[[], torch.Tensor | None]
-              ) -> bool:
-        """Fill ``rec["metrics"]`` with what is missing or stale; True when something was computed."""
-        values, keys, errors = rec.setdefault("metrics", {}), rec.setdefault("metric_keys", {}), rec.setdefault(
-            "errors", {})
-        todo = [m for m in self.per_image if keys.get(m.name) != self.keys[m.name]]
-        if not todo:
-            return False
-        p, r = pred(), ref()
-        for m in todo:
-            try:
-                v = float(m(p, r if m.reference == "full" else None)[0])
-                errors.pop(m.name, None)
-            except Exception as e:  # a metric that cannot score this photo (e.g. too small for MS-SSIM)
-                v, errors[m.name] = float("nan"), _first_line(e)
-            values[m.name], keys[m.name] = v, self.keys[m.name]
-        return True
+    def stale(self, rec: dict[str, Any]) -> tuple[str, ...]:
+        keys = rec.get("metric_keys", {})
+        return tuple(m.name for m in self.per_image if keys.get(m.name) != self.keys[m.name])
 
-    def features(self, folder: Path, name: str, image: Callable[[], torch.Tensor]) -> dict[str, np.ndarray]:
-        """Per-set features of one photo by feature key (computed once, cached as .npy)."""
-        out: dict[str, np.ndarray] = {}
+    def score(self, jobs: Sequence[tuple[dict[str, Any], Path, Path | None]]) -> Iterator[list[Any]]:
+        """``jobs``: (record, output PNG, reference PNG or None). Fills the stale metrics of every record,
+        one batch of equal-sized photos at a time, yielding each batch's jobs when done."""
+        by_name = {m.name: m for m in self.per_image}
+        for chunk in _chunks(jobs, lambda j: (_load_shape(j[1]), self.stale(j[0])), self.batch_size):
+            names = self.stale(chunk[0][0])
+            p = torch.cat([_load(j[1]) for j in chunk]).to(self.device)
+            r = torch.cat([_load(j[2]) for j in chunk]).to(self.device) if chunk[0][2] is not None else None
+            for name in names:
+                m = by_name[name]
+                ref = r if m.reference == "full" else None
+                try:
+                    vals = [(float(v), None) for v in m(p, ref)]
+                except Exception:  # find which photo fails (e.g. too small for MS-SSIM) and why
+                    vals = [self._one(m, p[i : i + 1], None if ref is None else ref[i : i + 1]) for i in range(len(p))]
+                for (rec, _, _), (v, err) in zip(chunk, vals, strict=True):
+                    rec.setdefault("metrics", {})[name] = v
+                    rec.setdefault("metric_keys", {})[name] = self.keys[name]
+                    errors = rec.setdefault("errors", {})
+                    if err is None:
+                        errors.pop(name, None)
+                    else:
+                        errors[name] = err
+            yield chunk
+
+    @staticmethod
+    def _one(m: PerImageMetric, p: torch.Tensor, r: torch.Tensor | None) -> tuple[float, str | None]:
+        try:
+            return float(m(p, r)[0]), None
+        except Exception as e:
+            return float("nan"), _first_line(e)
+
+    def features(self, folder: Path, jobs: Sequence[tuple[str, Path]]) -> dict[str, dict[str, np.ndarray]]:
+        """Per-set features ``{feature key: {name: (d,) array}}`` of ``jobs`` (name, PNG), cached as .npy."""
+        out: dict[str, dict[str, np.ndarray]] = {}
         for m in self.per_set:
             key = _feature_key(m)
             if key in out:
                 continue
-            path = folder / f"{name}.{key}.npy"
-            if path.is_file():
-                out[key] = np.load(path)
-            else:
-                out[key] = m.features(image()).reshape(-1)
-                folder.mkdir(parents=True, exist_ok=True)
-                np.save(path, out[key])
+            feats = out[key] = {}
+            todo = []
+            for name, png in jobs:
+                path = folder / f"{name}.{key}.npy"
+                if path.is_file():
+                    feats[name] = np.load(path)
+                else:
+                    todo.append((name, png))
+            for chunk in _chunks(todo, lambda j: tuple(_load_shape(j[1])), self.batch_size):
+                f = m.features(torch.cat([_load(png) for _, png in chunk]).to(self.device))
+                for (name, _), row in zip(chunk, f, strict=True):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    np.save(folder / f"{name}.{key}.npy", row.reshape(-1))
+                    feats[name] = row.reshape(-1)
+            out[key] = {name: feats[name] for name, _ in jobs}  # suite order
         return out
 
 
-def _lazy(fn: Callable[[], Any]) -> Callable[[], Any]:
-    box: list[Any] = []
+def _load_shape(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header."""
+    from PIL import Image
 
-    def get() -> Any:
-        if not box:
-            box.append(fn())
-        return box[0]
-
-    return get
+    with Image.open(path) as im:
+        return im.height, im.width
 
 
 def _check_method_cache(folder: Path, desc: dict[str, Any], log: Callable[[str], None]) -> None:
@@ -209,7 +251,8 @@ def _check_method_cache(folder: Path, desc: dict[str, Any], log: Callable[[str],
 def run_method(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: int,
                ref_features: dict[str, dict[str, np.ndarray]], progress: bool = True,
                log: Callable[[str], None] = print) -> MethodRun:
-    """Restore and score every photo of ``suite`` with ``method`` (cached; see the module docstring)."""
+    """Restore every photo of ``suite`` with ``method`` that has no cached output, then score what is not
+    scored yet (see the module docstring)."""
     from tqdm import tqdm
 
     desc = method.describe()
@@ -217,26 +260,32 @@ def run_method(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: i
     folder = out / "cache" / method.name
     folder.mkdir(parents=True, exist_ok=True)
     _check_method_cache(folder, desc, log)
-    feats: dict[str, list[np.ndarray]] = {}
+    records: dict[str, dict[str, Any]] = {}
     for item in tqdm(suite.items, desc=method.name, unit="img", disable=not progress):
         png, js = folder / f"{item.name}.png", folder / f"{item.name}.json"
         rec = _read_json(js) if png.is_file() else None
         if rec is None:
             image, mask = item.load_degraded(), item.load_mask()
+            photo_seed = derive_seed(seed, SEED_METHOD, zlib.crc32(item.name.encode()))
             t0 = time.perf_counter()
-            restored = method.restore(MethodInput(image, item.name, derive_seed(seed, SEED_METHOD, zlib.crc32(
-                item.name.encode())), mask))
+            restored = method.restore(MethodInput(image, item.name, photo_seed, mask))
             rec = {"seconds": time.perf_counter() - t0}
             if tuple(restored.shape) != tuple(image.shape):
                 raise ValueError(f"{method.name} returned {tuple(restored.shape)} for a {tuple(image.shape)} photo")
             imageio.save_image(restored, png)
+            _write_json(js, rec)  # from here on the photo counts as restored, even if scoring is interrupted
             run.calls += 1
-        pred = _lazy(lambda png=png: imageio.load_image(png, max_pixels=None)[0])
-        changed = scorer.score(rec, pred, _lazy(item.load_clean))
-        if changed or not js.is_file():
-            _write_json(js, rec)
-        for key, f in scorer.features(folder, item.name, pred).items():
-            feats.setdefault(key, []).append(f)
+        records[item.name] = rec
+    jobs = [(records[it.name], folder / f"{it.name}.png", it.clean) for it in suite.items
+            if scorer.stale(records[it.name])]
+    with tqdm(total=len(jobs), desc=f"{method.name} metrics", unit="img", disable=not progress or not jobs) as bar:
+        for chunk in scorer.score(jobs):
+            for rec, png, _ in chunk:
+                _write_json(png.with_suffix(".json"), rec)
+            bar.update(len(chunk))
+    feats = scorer.features(folder, [(it.name, folder / f"{it.name}.png") for it in suite.items])
+    for item in suite.items:
+        rec = records[item.name]
         run.values[item.name] = {k: float(v) for k, v in rec.get("metrics", {}).items()}
         run.seconds[item.name] = float(rec.get("seconds", math.nan))
         for k, e in rec.get("errors", {}).items():
@@ -244,23 +293,17 @@ def run_method(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: i
     for m in scorer.per_set:
         key = _feature_key(m)
         try:
-            run.set_scores[m.name] = m.score_features(np.stack(feats[key]), np.stack(list(ref_features[key].values()))
-                                                      ).as_dict()
+            pred, ref = np.stack(list(feats[key].values())), np.stack(list(ref_features[key].values()))
+            run.set_scores[m.name] = m.score_features(pred, ref).as_dict()
         except Exception as e:
             run.errors[m.name] = _first_line(e)
     return run
 
 
-def _reference_features(suite: Suite, out: Path, scorer: _Scorer, progress: bool) -> dict[str, dict[str, np.ndarray]]:
-    from tqdm import tqdm
-
-    refs: dict[str, dict[str, np.ndarray]] = {}
+def _reference_features(suite: Suite, out: Path, scorer: _Scorer) -> dict[str, dict[str, np.ndarray]]:
     if not scorer.per_set:
-        return refs
-    for item in tqdm(suite.items, desc="reference features", unit="img", disable=not progress):
-        for key, f in scorer.features(out / "cache" / "reference", item.name, _lazy(item.load_clean)).items():
-            refs.setdefault(key, {})[item.name] = f
-    return refs
+        return {}
+    return scorer.features(out / "cache" / "reference", [(it.name, it.clean) for it in suite.items])
 
 
 def run_benchmark(suite: str, methods: Sequence[str | Method] = DEFAULT_METHODS, out: str | Path = "bench",
@@ -268,13 +311,15 @@ def run_benchmark(suite: str, methods: Sequence[str | Method] = DEFAULT_METHODS,
                   metrics: Sequence[str | Metric] | None = None, max_side: int = DEFAULT_MAX_SIDE,
                   max_images: int | None = None, method_options: dict[str, dict[str, Any]] | None = None,
                   weights_dir: str | Path | None = None, progress: bool = True, report: bool = True,
-                  severity: Sequence[str] | None = None, log: Callable[[str], None] = print) -> BenchResult:
+                  severity: Sequence[str] | None = None, metric_batch: int = 8,
+                  log: Callable[[str], None] = print) -> BenchResult:
     """Run ``methods`` on ``suite`` into ``out`` and (``report=True``) write the report files (:mod:`.report`).
 
     ``methods``: registered names, or :class:`Method` instances (e.g. for tests). ``metrics``: names or built
     metrics; ``None`` builds every metric that can be built here. ``method_options``: ``{method: {option:
     value}}``. ``severity``: presets (e.g. ``["light", "paper", "heavy"]``) to rerun the suite at, into
-    ``OUT/severity/<preset>/``, for the metric-against-severity figure.
+    ``OUT/severity/<preset>/``, for the metric-against-severity figure. ``metric_batch``: equal-sized outputs
+    scored together (one batch per metric call, on ``device``).
     """
     from ..restore import default_checkpoints
 
@@ -305,8 +350,8 @@ def run_benchmark(suite: str, methods: Sequence[str | Method] = DEFAULT_METHODS,
                 missing[m.name] = "needs clean references; this suite has none (real photos)"
             else:
                 built.append(m)
-    scorer = _Scorer(built)
-    ref_features = _reference_features(the_suite, out, scorer, progress)
+    scorer = _Scorer(built, device, metric_batch)
+    ref_features = _reference_features(the_suite, out, scorer)
     ckpt = Path(checkpoints) if checkpoints is not None else default_checkpoints()
     ctx = MethodContext(ckpt, device, int(seed), the_suite.has_reference)
     runs = []
@@ -334,6 +379,7 @@ def run_benchmark(suite: str, methods: Sequence[str | Method] = DEFAULT_METHODS,
         if severity and the_suite.has_reference:
             sweep = {p: result if p == preset else run_benchmark(
                 suite, methods, out / "severity" / p, p, seed, checkpoints, device, metrics, max_side, max_images,
-                method_options, weights_dir, progress, report=False, log=log) for p in severity}
+                method_options, weights_dir, progress, report=False, metric_batch=metric_batch, log=log)
+                for p in severity}
         write_report(result, severity_runs=sweep, log=log)
     return result
