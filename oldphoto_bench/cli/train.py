@@ -14,6 +14,9 @@ Stages (run in this order):
   vae-b    VAE_B on clean crops Y of --data.
   mapping  the latent mapping A -> B with the partial nonlocal block; reads RUNS/vae-a/last.pt and
            RUNS/vae-b/last.pt.
+For the benchmark (oldphoto-bench bench): `baseline pix2pix` / `baseline unet` train a learned baseline
+on the same synthetic pairs and budget into RUNS/baseline-NAME/; `mapping-no-pn` trains the mapping
+without the partial nonlocal block into RUNS/mapping-no-pn/ (the ours-no-pn ablation).
 
 Recipes (--config): smoke (seconds; tests), tiny (64 px crops, narrow nets; all three stages in about
 25 minutes on 2 CPU cores), paper (256 px crops, the released batch sizes and epochs, Adam 2e-4,
