@@ -5,7 +5,8 @@ All three domains are encoded with VAE_A's encoder (its posterior means), so R-X
 latent adversarial loss aligned real and synthetic degradation, and X-Y / R-Y how much the degradation
 itself moves the latents. Each image contributes ``cells_per_image`` latent cells (64-d vectors) drawn at
 seeded random positions; distances between the domains' cell sets are the Fréchet distance and the
-unbiased RBF-kernel MMD^2 (median-heuristic bandwidth) from :mod:`oldphoto_bench.stats`.
+unbiased RBF-kernel MMD^2 (median-heuristic bandwidth) from :mod:`oldphoto_bench.stats`, plus the Fréchet
+distance relative to the sets' mean total variance (``frechet_relative``), which is comparable across models.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ def gap_between(a: np.ndarray, b: np.ndarray, max_mmd_points: int = 1000, seed: 
     def sub(x: np.ndarray) -> np.ndarray:
         return x[rng.choice(len(x), size=max_mmd_points, replace=False)] if len(x) > max_mmd_points else x
 
-    return {"frechet": frechet_distance_sets(a, b), "mmd": mmd2_unbiased(sub(a), sub(b), kernel="rbf")}
+    fd = frechet_distance_sets(a, b)
+    # Scale-free companion: the distance over the mean total variance of the two sets, so models whose
+    # latents have different magnitudes (e.g. with and without the latent adversarial loss) can be compared.
+    scale = 0.5 * (np.var(a, axis=0, ddof=1).sum() + np.var(b, axis=0, ddof=1).sum())
+    return {"frechet": fd, "mmd": mmd2_unbiased(sub(a), sub(b), kernel="rbf"),
+            "frechet_relative": float(fd / scale) if scale > 0 else float("nan")}
 
 
 def latent_gap(features: dict[str, np.ndarray], seed: int = 0) -> dict[str, Any]:
@@ -72,9 +78,9 @@ def latent_gap(features: dict[str, np.ndarray], seed: int = 0) -> dict[str, Any]
 
 
 def format_table(result: dict[str, Any]) -> str:
-    lines = [f"{'pair':<6} {'frechet':>12} {'mmd':>12}"]
+    lines = [f"{'pair':<6} {'frechet':>12} {'mmd':>12} {'frechet/var':>12}"]
     for name, d in result["pairs"].items():
-        lines.append(f"{name:<6} {d['frechet']:>12.4f} {d['mmd']:>12.5f}")
+        lines.append(f"{name:<6} {d['frechet']:>12.4f} {d['mmd']:>12.5f} {d.get('frechet_relative', float('nan')):>12.4f}")
     return "\n".join(lines)
 
 

@@ -43,6 +43,10 @@ def test_gap_orders_domains_by_shift():
     assert res["pairs"]["R-X"]["mmd"] < 0.2 * res["pairs"]["R-Y"]["mmd"]
     assert res["pairs"]["X-Y"]["frechet"] == pytest.approx(frechet_distance_sets(x, y))
     assert "R-X" in format_table(res)
+    # the relative distance does not change when every latent is scaled
+    scaled = latent_gap({"R": 3 * r, "X": 3 * x, "Y": 3 * y})
+    assert scaled["pairs"]["X-Y"]["frechet"] == pytest.approx(9 * res["pairs"]["X-Y"]["frechet"])
+    assert scaled["pairs"]["X-Y"]["frechet_relative"] == pytest.approx(res["pairs"]["X-Y"]["frechet_relative"])
 
 
 def test_missing_domain_leaves_pairs_out():
