@@ -52,6 +52,36 @@ def latent_cells(encode: Callable[[torch.Tensor], torch.Tensor], images: list[to
     return np.concatenate(out).astype(np.float64)
 
 
+@torch.no_grad()
+def encode_domains(vae, real, clean, preset: str = "paper", size: int = 128, cells_per_image: int = 64,
+                   max_images: int = 200, seed: int = 0, device: str | torch.device = "cpu",
+                   progress: bool = False) -> dict[str, np.ndarray]:
+    """Latent cells of R (``real`` source, may be None), X (``clean`` aged with ``preset``, seed
+    ``derive_seed(seed, i)`` for image i) and Y (``clean``), all encoded with ``vae``'s posterior mean.
+
+    Images are resized and centre-cropped to ``size`` (:func:`prepare`). Returns {"R": (n, C), "X": ..., "Y": ...}.
+    """
+    from tqdm import tqdm
+
+    from .degrade import Synthesizer
+
+    def take(src, what):
+        n = min(len(src), max_images)
+        return [prepare(src[i].image, size) for i in tqdm(range(n), desc=f"load {what}", unit="img",
+                                                          disable=not progress)]
+
+    synth = Synthesizer(preset)
+    y_imgs = take(clean, "Y")
+    domains = {"R": take(real, "R") if real is not None else None, "X": None, "Y": y_imgs}
+    domains["X"] = [synth(y, derive_seed(seed, i)).image for i, y in enumerate(y_imgs)]
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        return vae.encode(x)[0]
+
+    return {k: latent_cells(encode, imgs, cells_per_image, seed=derive_seed(seed, j), device=device)
+            for j, (k, imgs) in enumerate(domains.items()) if imgs is not None}
+
+
 def gap_between(a: np.ndarray, b: np.ndarray, max_mmd_points: int = 1000, seed: int = 0) -> dict[str, float]:
     """Fréchet distance and MMD^2 between two (n, C) sets (MMD on at most ``max_mmd_points`` per set)."""
     rng = numpy_rng(seed)

@@ -33,32 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
     from ..data import open_source
-    from ..degrade import Synthesizer
-    from ..latent_gap import format_table, latent_cells, latent_gap, plot_embedding, prepare
+    from ..latent_gap import encode_domains, format_table, latent_gap, plot_embedding
     from ..provenance import atomic_write_bytes, write_manifest
-    from ..seeding import derive_seed
     from ..train.artifacts import load_vae
 
     vae = load_vae(args.checkpoints, "vae-a", device=args.device)
-    real, clean = open_source(args.real), open_source(args.data)
-    synth = Synthesizer(args.preset)
-
-    def take(src, what):
-        n = min(len(src), args.max_images)
-        return [prepare(src[i].image, args.size) for i in tqdm(range(n), desc=f"load {what}", unit="img")]
-
-    r_imgs, y_imgs = take(real, "R"), take(clean, "Y")
-    x_imgs = [synth(y, derive_seed(args.seed, i)).image for i, y in enumerate(y_imgs)]
-
-    def encode(x: torch.Tensor) -> torch.Tensor:
-        return vae.encode(x)[0]  # posterior mean
-
-    feats = {k: latent_cells(encode, imgs, args.cells, seed=derive_seed(args.seed, j), device=args.device)
-             for j, (k, imgs) in enumerate((("R", r_imgs), ("X", x_imgs), ("Y", y_imgs)))}
+    feats = encode_domains(vae, open_source(args.real), open_source(args.data), preset=args.preset,
+                           size=args.size, cells_per_image=args.cells, max_images=args.max_images,
+                           seed=args.seed, device=args.device, progress=True)
     result = latent_gap(feats, seed=args.seed)
     result["settings"] = {"checkpoints": str(args.checkpoints), "real": args.real, "data": args.data,
                           "preset": args.preset, "size": args.size, "cells_per_image": args.cells,

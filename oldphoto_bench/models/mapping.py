@@ -68,6 +68,14 @@ class MappingNetwork(nn.Module):
     def has_nonlocal(self) -> bool:
         return self.nonlocal_block is not None
 
+    @torch.no_grad()
+    def attention_map(self, z: torch.Tensor, valid: torch.Tensor | None, query_cells) -> torch.Tensor:
+        """Where latent cells look inside the partial nonlocal block: ``(Q, h, w)`` attention weights for the
+        ``(row, col)`` ``query_cells`` of latent ``z`` (1, C, h, w) (see :meth:`PartialNonLocal.attention_map`)."""
+        if self.nonlocal_block is None:
+            raise ValueError("this MappingNetwork has no nonlocal block (nonlocal_block=False)")
+        return self.nonlocal_block.attention_map(self.up(z), valid, query_cells)
+
     def forward(self, z: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         h = self.up(z)
         if self.nonlocal_block is not None:
