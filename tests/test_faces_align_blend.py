@@ -241,3 +241,10 @@ def test_refine_skips_small_faces_and_needs_an_enhancer(cascade, astronaut):
     assert entry["note"].endswith("px < 200 px")
     out, report = refine_faces(astronaut, None, detector=cascade)
     assert torch.equal(out, astronaut) and report[0]["status"] == "detected"
+
+
+def test_refine_keeps_a_gray_photo_gray(tiny_enhancer, cascade, astronaut):
+    gray = astronaut.mean(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
+    out, report = refine_faces(gray, tiny_enhancer, detector=cascade, size=128)
+    assert report and report[0]["status"] == "enhanced" and not torch.equal(out, gray)
+    assert (out[:, 0] - out[:, 1]).abs().max() < 1e-6 and (out[:, 1] - out[:, 2]).abs().max() < 1e-6

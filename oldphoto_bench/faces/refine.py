@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..imageio import gray_to_rgb, rgb_to_luma
 from .align import FACE_SCALE, FACE_SIZE, align_face
 from .blend import match_histograms, paste_back
 from .detect import detect_faces
@@ -54,6 +55,8 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
         raise ValueError(f"refine_faces takes one (1, 3, H, W) image, got {tuple(image.shape)}")
     faces = detect_faces(image, backend, detector)
     out = image.clone()
+    # A gray photo keeps gray faces: per-channel histogram matching alone would leave the enhancer's colour.
+    gray = bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
     report = []
     if enhancer is not None:
         enhancer.eval()
@@ -66,6 +69,8 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
         else:
             crop, matrix = align_face(image, face.landmarks5, size, face_scale)
             enhanced = match_histograms(_enhance(enhancer, crop, device), crop)
+            if gray:
+                enhanced = gray_to_rgb(rgb_to_luma(enhanced))
             out, _ = paste_back(out, enhanced, matrix)
             entry.update(status="enhanced", note="")
         report.append(entry)
