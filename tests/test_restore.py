@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from oldphoto_bench.cli import main
-from oldphoto_bench.imageio import load_image, save_image
+from oldphoto_bench.imageio import load_image, save_image, to_tensor
 from oldphoto_bench.models import ScratchUNet
 from oldphoto_bench.restore import MissingCheckpointsError, Restorer, default_checkpoints
 from oldphoto_bench.seeding import numpy_rng, torch_generator
+from oldphoto_bench.train import STAGES as TRAIN_STAGES
 from oldphoto_bench.train import train_stage
 
 STAGES = ("vae-a", "vae-b", "mapping", "scratch")
@@ -93,7 +94,7 @@ def test_mask_steers_the_nonlocal_block(runs):
 
 def test_tiled_equals_untiled_without_seams(runs):
     """Stage 2 (VAEs, mapping) runs layer by layer and is exact: tiled == untiled up to float rounding (1e-4). The
-    detector's tiles are exact when its receptive field (radius ~14 px for depth 1) fits in the margin (16 px
+    detector's tiles are exact when its receptive field (radius ~15 px for depth 1) fits in the margin (16 px
     for 128-px tiles); the smoke detector is swapped for such a random, strongly varying one."""
     x = _photo(150, 203, 3)
     whole = Restorer(runs, with_scratch=True, faces=False, tile=0)
@@ -127,6 +128,26 @@ def test_faces_stage_detects_only_without_a_face_checkpoint(runs):
     res = restorer.restore(_photo(96, 80, 4))
     assert torch.equal(res.stages["final"], res.stages["global"])
     assert isinstance(res.details["faces"], list) and "faces" in res.details["seconds"]
+
+
+def test_faces_stage_with_a_face_checkpoint(runs, tmp_path):
+    """With RUNS/face/last.pt the enhancer is loaded once and faces are enhanced and pasted back; pixels far
+    from the face are untouched."""
+    if "face" not in TRAIN_STAGES:
+        pytest.skip("no face training stage")
+    skdata = pytest.importorskip("skimage.data")
+    with_face = tmp_path / "runs"
+    shutil.copytree(runs, with_face)
+    train_stage("face", "smoke", runs=with_face, progress=False, overrides=["schedule.steps=1"])
+    restorer = Restorer(with_face, faces=True)
+    assert restorer.enhancer is not None and not any("face" in n for n in restorer.notes)
+    photo = to_tensor(skdata.astronaut())  # one face, in the upper middle
+    out, faces = restorer.refine_faces(photo)
+    assert [f["status"] for f in faces] == ["enhanced"]
+    assert not torch.equal(out, photo)
+    x0, y0, x1, y1 = faces[0]["box"]
+    assert y1 < 400 and x1 < 420
+    assert torch.equal(out[..., 430:, 430:], photo[..., 430:, 430:])
 
 
 def test_missing_and_mismatched_checkpoints(runs, tmp_path):

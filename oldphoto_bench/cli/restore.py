@@ -25,8 +25,9 @@ Outputs have the input's size and orientation (EXIF applied); grayscale in, gray
 large photos run in bounded memory (the detector in blended tiles, the VAEs and the mapping layer by layer).
 A bad input is reported with its file name and skipped; the exit code is then 1. Inputs are never written
 over; an image whose outputs exist is kept as it is (status "kept") unless --overwrite.
-Checkpoints (--checkpoints, default: %(default_runs)s) come from `oldphoto-bench train vae-a|vae-b|mapping|
-scratch`; a missing one is named with the command that trains it (exit code 2)."""
+Checkpoints (--checkpoints, default: %(default_runs)s) come from `oldphoto-bench train STAGE`: vae-a, vae-b
+and mapping, scratch with --with-scratch, face (optional) for the face enhancer. A missing or mismatched
+checkpoint is named with the command that trains it (exit code 2)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

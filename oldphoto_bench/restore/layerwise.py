@@ -14,7 +14,8 @@ Here the network runs layer by layer over the whole image, as the untiled forwar
   full size;
 * InstanceNorm statistics (mean, biased variance, in float64) are accumulated over the whole tensor band by
   band, then the tensor is normalised in place; activations run in place;
-* residual blocks keep only their input and the two convolution outputs;
+* residual blocks keep only their input and the two convolution outputs, and add into their input when
+  the runner owns it (no reference held further up the call chain keeps a stale copy alive);
 * the partial nonlocal fusion gathers the projected keys and values of the valid cells once and queries
   the invalid cells in chunks, writing the filled cells back in place (the same equations as
   :meth:`~oldphoto_bench.models.PartialNonLocal.fuse`).
@@ -151,7 +152,7 @@ class LayerwiseRunner:
             if pad is not None:
                 return self._pad(x, *pad)
         elif isinstance(module, ResidualBlock):
-            return self.residual(module, x)
+            return self.residual(module, x, owned)
         elif isinstance(module, PartialNonLocal):
             return self.nonlocal_block(module, x, None, owned)
         elif isinstance(module, VAEEncoder):
@@ -294,14 +295,18 @@ class LayerwiseRunner:
         top, bottom, left, right = pad
         return F.pad(x, (left, right, top, bottom), mode="constant" if mode == "zeros" else mode)
 
-    def residual(self, block: ResidualBlock, x: torch.Tensor) -> torch.Tensor:
-        """``x + gate * branch(x)``; holds x and the branch's two conv outputs at most."""
+    def residual(self, block: ResidualBlock, x: torch.Tensor, owned: bool = False) -> torch.Tensor:
+        """``x + gate * branch(x)``; holds x and the branch's two conv outputs at most.
+
+        When ``x`` is owned the sum is written into it: a chain of residual blocks then works in one tensor,
+        and callers further up that still refer to the chain's input hold no extra copy.
+        """
         h = self.run(block.branch, x, owned=False)
         if h is x:
             h = h.clone()
         if block.gate is not None:
             h.mul_(block.gate.to(h.dtype))
-        return h.add_(x)
+        return x.add_(h) if owned else h.add_(x)
 
     def nonlocal_block(
         self, block: PartialNonLocal, x: torch.Tensor, valid: torch.Tensor | None, owned: bool = False
