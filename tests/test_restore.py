@@ -1,5 +1,6 @@
 """The restore pipeline (Restorer) and `oldphoto-bench restore`, with checkpoints trained here from the smoke
-recipe: sizes, grayscale, EXIF, tiled vs untiled, bad inputs, no overwriting, missing / mismatched checkpoints."""
+recipe: sizes, grayscale, EXIF, tiled vs untiled, bad inputs, no overwriting, missing / mismatched
+checkpoints."""
 
 from __future__ import annotations
 
@@ -93,9 +94,9 @@ def test_mask_steers_the_nonlocal_block(runs):
 
 
 def test_tiled_equals_untiled_without_seams(runs):
-    """Stage 2 (VAEs, mapping) runs layer by layer and is exact: tiled == untiled up to float rounding (1e-4). The
-    detector's tiles are exact when its receptive field (radius ~15 px for depth 1) fits in the margin (16 px
-    for 128-px tiles); the smoke detector is swapped for such a random, strongly varying one."""
+    """Stage 2 (VAEs, mapping) runs layer by layer and is exact: tiled == untiled up to float rounding (1e-4).
+    The detector's tiles are exact when its receptive field (radius ~15 px for depth 1) fits in the margin (16
+    px for 128-px tiles); the smoke detector is swapped for such a random, strongly varying one."""
     x = _photo(150, 203, 3)
     whole = Restorer(runs, with_scratch=True, faces=False, tile=0)
     tiled = Restorer(runs, with_scratch=True, faces=False, tile=128)

@@ -1,5 +1,5 @@
-"""Training stage ``scratch`` on the smoke recipe: files, eval.json, metrics against scikit-learn, exact resume,
-loading, config checks."""
+"""Training stage ``scratch`` on the smoke recipe: files, eval.json, metrics against scikit-learn, exact
+resume, loading, config checks."""
 
 from __future__ import annotations
 

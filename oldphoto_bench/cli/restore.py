@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
                 status="error", error=f"{f.path}: an output would write over an input; choose another --out"
             )
         elif existing and not args.overwrite:
-            entry.update(status="kept", error=None, output=str(paths["final"]) if paths["final"].exists() else None)
+            kept = str(paths["final"]) if paths["final"].exists() else None
+            entry.update(status="kept", error=None, output=kept)
             bar.write(
                 f"{f.path}: output {existing[0]} exists, kept (use --overwrite to replace it)",
                 file=sys.stderr,

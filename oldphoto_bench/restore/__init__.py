@@ -15,7 +15,7 @@ from .restorer import (
 from .tiling import blend_weights, run_padded, run_tiled, tile_starts
 
 __all__ = [
-    "DEFAULT_BAND_ELEMENTS", "DEFAULT_CHECKPOINTS", "LayerwiseRunner", "MissingCheckpointsError", "RestoreResult",
-    "Restorer", "blend_weights", "check_checkpoints", "default_checkpoints", "required_stages", "run_padded",
-    "run_tiled", "tile_starts",
+    "DEFAULT_BAND_ELEMENTS", "DEFAULT_CHECKPOINTS", "LayerwiseRunner", "MissingCheckpointsError",
+    "RestoreResult", "Restorer", "blend_weights", "check_checkpoints", "default_checkpoints", "required_stages",
+    "run_padded", "run_tiled", "tile_starts",
 ]

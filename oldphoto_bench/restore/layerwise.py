@@ -51,7 +51,7 @@ _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)
 def _source_rows(
     start: int, stop: int, before: int, length: int, mode: str, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``start..stop-1`` of an axis padded by ``before`` (``mode``) -> (source row index, inside mask)."""
+    """Rows ``start..stop-1`` of an axis padded by ``before`` in ``mode`` -> (source row, inside mask)."""
     q = torch.arange(start - before, stop - before, device=device)
     inside = (q >= 0) & (q < length)
     if mode == "reflect":
@@ -111,7 +111,7 @@ class LayerwiseRunner:
     # ---- entry points -------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, encoder: VAEEncoder, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean ``mu`` of :class:`~oldphoto_bench.models.VAEEncoder` (its logvar head is skipped)."""
+        """The posterior mean ``mu`` of a :class:`~oldphoto_bench.models.VAEEncoder` (logvar head skipped)."""
         h = self.run(encoder.body, x)
         return self.run(encoder.mu_head, h, owned=True)
 
@@ -321,7 +321,8 @@ class LayerwiseRunner:
     def fuse(self, block: PartialNonLocal, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """:meth:`PartialNonLocal.fuse` computed in place on ``x`` ``(N, C, h, w)``.
 
-        For each image: keys ``phi(x_j)`` and values ``g(x_j)`` of the valid cells ``j`` (projected in chunks),
+        For each image: keys ``phi(x_j)`` and values ``g(x_j)`` of the valid cells ``j`` (projected in
+        chunks),
         then for chunks of invalid cells ``i``: ``x_i += W(softmax_j(scale theta(x_i) . phi(x_j)) g(x_j))``.
         Memory: ``x`` plus ``2 d`` floats per valid cell.
         """

@@ -97,10 +97,11 @@ def check_checkpoints(runs: str | Path, with_scratch: bool) -> None:
 
 @dataclass
 class RestoreResult:
-    """``image`` ``(1, 3, H, W)`` float32 in [0, 1] on the CPU (the final output); ``mask`` ``(1, 1, H, W)`` in
-    {0, 1} (None without scratch handling); ``stages``: ``"scratch_probability"``, ``"mask"``, ``"global"``
-    (stage 2's output, before faces), ``"final"``; ``details``: ``seconds`` per stage, ``faces`` (one dict
-    per face), ``notes``, ``mask_fraction``, ``layerwise``, ``detector_tile``, ``grayscale``, ``size``."""
+    """``image`` ``(1, 3, H, W)`` float32 in [0, 1] on the CPU (the final output); ``mask`` ``(1, 1, H, W)``
+    in {0, 1} (None without scratch handling); ``stages``: ``"scratch_probability"``, ``"mask"``,
+    ``"global"`` (stage 2's output, before faces), ``"final"``; ``details``: ``seconds`` per stage, ``faces``
+    (one dict per face), ``notes``, ``mask_fraction``, ``layerwise``, ``detector_tile``, ``grayscale``,
+    ``size``."""
 
     image: torch.Tensor
     mask: torch.Tensor | None
@@ -112,8 +113,8 @@ class Restorer:
     """The whole pipeline built once from a checkpoint folder; see the module docstring.
 
     Args:
-        checkpoints: runs folder holding ``vae-a``, ``vae-b``, ``mapping`` (and ``scratch``, ``face``) as written
-            by ``oldphoto-bench train`` (default :func:`default_checkpoints`).
+        checkpoints: runs folder holding ``vae-a``, ``vae-b``, ``mapping`` (and ``scratch``, ``face``) as
+            written by ``oldphoto-bench train`` (default :func:`default_checkpoints`).
         device: where the networks run (``"cpu"``, ``"cuda"``); images and outputs stay on the CPU.
         with_scratch: run stage 1 and use its mask in the mapping.
         faces: run stage 3.
@@ -180,7 +181,8 @@ class Restorer:
         if a.latent_channels != b.latent_channels or a.multiple != b.multiple:
             raise ValueError(
                 f"{checkpoint_path(self.runs, 'vae-a')} and {checkpoint_path(self.runs, 'vae-b')} do not fit "
-                f"together: latents of {a.latent_channels} vs {b.latent_channels} channels at 1/{a.multiple} vs "
+                f"together: latents of {a.latent_channels} vs {b.latent_channels} channels at "
+                f"1/{a.multiple} vs "
                 f"1/{b.multiple}; retrain both with the same config "
                 f"(`{train_command(self.runs, 'vae-a')}`, `{train_command(self.runs, 'vae-b')}`)"
             )
@@ -246,7 +248,7 @@ class Restorer:
 
     @torch.no_grad()
     def detect(self, image: torch.Tensor) -> torch.Tensor:
-        """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] on the CPU for ``image`` ``(1, 3, H, W)``."""
+        """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] (CPU) for ``image`` ``(1, 3, H, W)``."""
         if self.detector is None:
             raise ValueError("this Restorer was built without the scratch detector (with_scratch=False)")
         luma = to_detector_input(image.float().cpu())
@@ -272,7 +274,7 @@ class Restorer:
 
     @torch.no_grad()
     def restore_global(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Stage 2: ``G_B(T(mu_A(x), valid(mask)))`` for ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` on the CPU."""
+        """Stage 2: ``G_B(T(mu_A(x), valid(mask)))``: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU)."""
         h, w = image.shape[-2:]
         m = self.vae_a.multiple
         th, tw = max(math.ceil(h / m) * m, MIN_SIDE), max(math.ceil(w / m) * m, MIN_SIDE)

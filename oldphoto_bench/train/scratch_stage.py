@@ -1,4 +1,5 @@
-"""Stage ``scratch``: the scratch detector (a U-Net, :class:`~oldphoto_bench.models.ScratchUNet`) on synthetic pairs.
+"""Stage ``scratch``: the scratch detector (a U-Net, :class:`~oldphoto_bench.models.ScratchUNet`) on synthetic
+pairs.
 
 The released detector's training code was never published; this stage trains it on the synthesizer's
 structured defects, whose masks are pixel-exact labels. Per step, on a batch of crops of ``--data`` aged
@@ -58,8 +59,8 @@ def evaluate_detector(
     """Pixel metrics of ``model`` on ``n`` synthetic pairs: centre crops of ``source`` (a Source or a spec
     such as ``"embedded"``), damaged with ``preset``.
 
-    Pass ``k`` of the photos uses the evaluation-mode :class:`PairsDataset` seeded ``derive_seed(seed, k)``, so
-    more pairs than photos means the same crops with new damage. Pixels are pooled over all pairs
+    Pass ``k`` of the photos uses the evaluation-mode :class:`PairsDataset` seeded ``derive_seed(seed, k)``,
+    so more pairs than photos means the same crops with new damage. Pixels are pooled over all pairs
     (:class:`MaskMetrics`): ``{"precision", "recall", "f1", "iou", "auc", "threshold", "pixels",
     "positive_fraction", "images", "seed", "crop", "preset"}``.
     """
