@@ -132,20 +132,14 @@ class GaussianNoise(DegradationOp):
 
 
 @OPS.register()
-class SpeckleNoise(DegradationOp):
+class SpeckleNoise(GaussianNoise):
     """Multiplicative (speckle) noise: ``out = clip(x + x * (sigma / 255) * n, 0, 1)``, ``n ~ N(0, 1)``.
 
-    Released code (``synthesize_speckle``): sigma ~ U(5, 50) on the 0-255 scale.
-    params: ``{"sigma": float (0-255 scale), "seed": int}``.
+    Released code (``synthesize_speckle``): sigma ~ U(5, 50) on the 0-255 scale. Same ranges and params as
+    :class:`GaussianNoise` (``{"sigma", "seed"}``); only the noise model differs.
     """
 
     name = "speckle_noise"
-
-    def __init__(self, sigma: tuple[float, float] = (5.0, 50.0)):
-        self.sigma = _pair(sigma)
-
-    def sample(self, rng: np.random.Generator, height: int, width: int) -> Params:
-        return {"sigma": uniform(rng, self.sigma), "seed": field_seed(rng)}
 
     def apply(self, image: torch.Tensor, params: Params) -> tuple[torch.Tensor, None]:
         check_image(image)
