@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "restore": "oldphoto_bench.cli.restore",
     "weights": "oldphoto_bench.cli.weights",
     "bench": "oldphoto_bench.cli.bench",
+    "ship": "oldphoto_bench.cli.ship",
 }
 
 
