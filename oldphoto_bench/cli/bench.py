@@ -18,9 +18,11 @@ and references are written once to OUT/data/{degraded,mask,clean}/ and reused.
 
 Methods (--methods, comma-separated; default input,nlm,bilateral,tv,ours): see --list. A method that
 cannot run here (checkpoints or an optional package missing) gets an empty row with the reason. Our
-method reads --checkpoints (vae-a, vae-b, mapping, and scratch/face when present); the learned
+method reads --checkpoints RUNS (vae-a, vae-b, mapping, and scratch/face when present); the learned
 baselines read RUNS/baseline-pix2pix and RUNS/baseline-unet (`oldphoto-bench train baseline NAME`),
-ours-no-pn RUNS/mapping-no-pn (`oldphoto-bench train mapping-no-pn`). Method options:
+ours-no-pn RUNS/mapping-no-pn (`oldphoto-bench train mapping-no-pn`). Without --checkpoints, RUNS is
+the folder shipped with the package (oldphoto_bench/pretrained/tiny, tiny recipe; see `oldphoto-bench
+ship --list`). Method options:
 --set METHOD.OPTION=VALUE, e.g. --set dip.iterations=300 --set tv.weight=0.05.
 
 Metrics (--metrics; default: every metric that can be built here, the others listed with the reason,
@@ -44,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="paper", help="degradation preset for synthetic suites (default: paper)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     p.add_argument("--checkpoints", type=Path, default=None, metavar="RUNS",
-                   help="runs folder with the trained networks (default: runs)")
+                   help="runs folder with the trained networks (default: the checkpoints shipped with the "
+                        "package, oldphoto_bench/pretrained/tiny)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
     p.add_argument("--max-side", type=int, default=512, metavar="PX",
                    help="downscale larger photos to this side before ageing (default: 512; 0: full size)")

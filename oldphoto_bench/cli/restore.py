@@ -25,18 +25,23 @@ Outputs have the input's size and orientation (EXIF applied); grayscale in, gray
 large photos run in bounded memory (the detector in blended tiles, the VAEs and the mapping layer by layer).
 A bad input is reported with its file name and skipped; the exit code is then 1. Inputs are never written
 over; an image whose outputs exist is kept as it is (status "kept") unless --overwrite.
-Checkpoints (--checkpoints, default: %(default_runs)s) come from `oldphoto-bench train STAGE`: vae-a, vae-b
-and mapping, scratch with --with-scratch, face (optional) for the face enhancer. A missing or mismatched
-checkpoint is named with the command that trains it (exit code 2)."""
+Checkpoints: without --checkpoints, restore uses %(default_runs)s,
+trained with the tiny recipe (`oldphoto-bench ship --list` says on what). --checkpoints RUNS uses your
+own, from `oldphoto-bench train STAGE`: vae-a, vae-b and mapping, scratch with --with-scratch, face
+(optional) for the face enhancer. A missing or mismatched checkpoint is named with the command that
+trains it, or for the shipped ones `%(retrain)s` (exit code 2)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..pretrained import RETRAIN_COMMAND, SHIPPED_DESCRIPTION, is_shipped
     from ..restore.restorer import DEFAULT_CHECKPOINTS
+
+    default_runs = SHIPPED_DESCRIPTION if is_shipped(DEFAULT_CHECKPOINTS) else str(DEFAULT_CHECKPOINTS)
 
     p = sub.add_parser(
         "restore",
         help="restore old photos (scratches, global restoration, faces)",
-        description=HELP % {"default_runs": DEFAULT_CHECKPOINTS},
+        description=HELP % {"default_runs": default_runs, "retrain": RETRAIN_COMMAND},
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
@@ -46,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="RUNS",
-        help=f"folder of trained stages (default: {DEFAULT_CHECKPOINTS})",
+        help=f"folder of trained stages (default: {default_runs})",
     )
     p.add_argument("--with-scratch", action="store_true", help="detect scratches and restore with their mask")
     p.add_argument("--no-faces", action="store_true", help="skip stage 3 (face detection and enhancement)")

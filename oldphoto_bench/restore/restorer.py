@@ -39,10 +39,13 @@ import torch.nn.functional as F
 
 from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
+from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 from .tiling import run_tiled
 
-DEFAULT_CHECKPOINTS = "runs"  # the one place to change when default checkpoints ship with the package
+# The one place that says where checkpoints come from by default: the runs folder shipped inside the package
+# (oldphoto_bench/pretrained/tiny; `oldphoto-bench ship --list` says what it holds).
+DEFAULT_CHECKPOINTS = PRETRAINED_DIR
 DEFAULT_TILE = 512  # detector tile side when tiling automatically (run_tiled's default)
 DETECTOR_OVERLAP = 128  # >= 128 with margin 32 for the depth-4 detector (receptive field ~169 px)
 MIN_TILE = 64
@@ -59,7 +62,8 @@ STAGE_DESCRIPTIONS = {
 
 
 def default_checkpoints() -> Path:
-    """Where :class:`Restorer` and ``oldphoto-bench restore`` look for checkpoints by default."""
+    """Where :class:`Restorer`, ``oldphoto-bench restore``, ``bench`` and ``demo`` look for checkpoints by
+    default: the shipped folder :data:`oldphoto_bench.pretrained.PRETRAINED_DIR`."""
     return Path(DEFAULT_CHECKPOINTS)
 
 
@@ -72,6 +76,9 @@ class MissingCheckpointsError(FileNotFoundError):
 
     def __init__(self, runs: Path, missing: list[tuple[str, Path, str]]):
         self.runs, self.missing = runs, missing
+        if is_shipped(runs):  # one command recreates every shipped file
+            super().__init__(missing_shipped_message([p for _, p, _ in missing], runs))
+            return
         lines = [f"missing checkpoint(s) in {runs}:"]
         lines += [
             f"  {path} ({STAGE_DESCRIPTIONS.get(stage, stage)}): train it with `{cmd}`"
@@ -86,8 +93,9 @@ def check_checkpoints(runs: str | Path, with_scratch: bool) -> None:
     from ..train.artifacts import checkpoint_path, train_command
 
     runs = Path(runs)
+    shipped = is_shipped(runs)
     missing = [
-        (s, checkpoint_path(runs, s), train_command(runs, s))
+        (s, checkpoint_path(runs, s), RETRAIN_COMMAND if shipped else train_command(runs, s))
         for s in required_stages(with_scratch)
         if not checkpoint_path(runs, s).is_file()
     ]
@@ -114,7 +122,7 @@ class Restorer:
 
     Args:
         checkpoints: runs folder holding ``vae-a``, ``vae-b``, ``mapping`` (and ``scratch``, ``face``) as
-            written by ``oldphoto-bench train`` (default :func:`default_checkpoints`).
+            written by ``oldphoto-bench train`` (default :func:`default_checkpoints`: the shipped ones).
         device: where the networks run (``"cpu"``, ``"cuda"``); images and outputs stay on the CPU.
         with_scratch: run stage 1 and use its mask in the mapping.
         faces: run stage 3.
