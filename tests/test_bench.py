@@ -220,6 +220,19 @@ def test_classical_methods_against_scikit_image_and_inpainting_touches_only_the_
         assert o.shape == gray.shape and torch.allclose(o[:, 0], o[:, 1]) and torch.allclose(o[:, 1], o[:, 2])
 
 
+def test_bm3d_on_a_gray_photo_is_finite_gray_and_denoises():
+    """bm3d_rgb's opponent colour transform gives NaN on equal channels; the method must not."""
+    pytest.importorskip("bm3d")
+    clean = _photo(48, 48, 3).mean(dim=1, keepdim=True)
+    noise = torch.from_numpy(numpy_rng(5).standard_normal((1, 1, 48, 48)).astype(np.float32))
+    gray = (clean + 0.05 * noise).clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+    out = build_method("bm3d").restore(MethodInput(gray, "g", 0))
+    assert torch.isfinite(out).all() and torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    ref = clean.expand(-1, 3, -1, -1).numpy()
+    assert peak_signal_noise_ratio(ref, out.numpy(), data_range=1.0) > peak_signal_noise_ratio(ref, gray.numpy(),
+                                                                                                data_range=1.0)
+
+
 def test_summary_mean_and_ci_follow_aggregate(photos, tmp_path):
     result = _bench(photos, tmp_path, ["input"], metrics=["ssim"])
     values = list(result.runs[0].values.values())

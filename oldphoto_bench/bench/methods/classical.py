@@ -144,12 +144,16 @@ class BM3D(ArrayDenoiser):
             raise MethodUnavailable(self.name, "the optional package bm3d is not installed "
                                                "(pip install 'oldphoto-bench[baselines]' or pip install bm3d)") from None
         self.settings = {"implementation": f"bm3d {_version('bm3d')} bm3d_rgb (colour space 'opp')",
-                         "profile": str(profile), "sigma": "estimate_sigma(average_sigmas=True) per photo"}
+                         "profile": str(profile), "sigma": "estimate_sigma(average_sigmas=True) per photo",
+                         "grayscale": "equal-channel photos: bm3d on one channel, replicated"}
 
     def denoise(self, array):
         import bm3d
 
         sigma = max(_estimate_sigma(array), 1e-3)
+        if np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1], array[..., 2]):
+            # bm3d_rgb's opponent transform divides by the chroma range, 0 on a gray photo (NaN output)
+            return np.repeat(bm3d.bm3d(array[..., 0], sigma, profile=self.settings["profile"])[..., None], 3, -1)
         return bm3d.bm3d_rgb(array, sigma, profile=self.settings["profile"])
 
 
