@@ -52,15 +52,14 @@ def data_spec(root: Path, names: Sequence[str]) -> str:
 
 def train_argv(row: ShippedStage, runs: str | Path, data_root: Path, config: str = RECIPE,
                overrides: Sequence[str] = (), device: str = "cpu", progress: bool = True) -> list[str]:
-    """``train STAGE [ARG] --config tiny --data D [--real R] --out RUNS`` for one table row."""
-    argv = ["train", *row.train, "--config", config, "--data", data_spec(data_root, row.data)]
+    """``train STAGE [ARG] --config tiny --out RUNS --data D [--real R] [--set K=V] --device cpu`` for one table
+    row, in the order ``oldphoto-bench train`` records its command in the run's manifest."""
+    argv = ["train", *row.train, "--config", config, "--out", str(runs), "--data", data_spec(data_root, row.data)]
     if row.real:
         argv += ["--real", data_spec(data_root, row.real)]
-    argv += ["--out", str(runs)]
     for o in overrides:
         argv += ["--set", o]
-    if device != "cpu":
-        argv += ["--device", device]
+    argv += ["--device", device]
     if not progress:
         argv.append("--no-progress")
     return argv
