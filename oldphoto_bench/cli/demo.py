@@ -1,4 +1,4 @@
-"""``oldphoto-bench demo``: the main job on the embedded photos (no download needed)."""
+"""``oldphoto-bench demo``: the main job on the embedded photos (nothing trained, nothing downloaded)."""
 
 from __future__ import annotations
 
@@ -6,71 +6,72 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = """Run the main job on the photos that ship inside scikit-image (nothing is downloaded).
+HELP = """See the whole method work on real pictures in a minute or two on a laptop CPU, with no training
+and no download: the 8 photos that ship inside scikit-image are aged with --preset and --seed, restored
+by our pipeline with every stage its checkpoints have (scratch detection, global restoration in the
+latent space, face refinement) and by the classical baselines, and scored against the clean originals.
 
-For now: ages every embedded photo with each shipped preset and writes one contact sheet per preset
-(clean | degraded | mask) plus the degraded images, masks and records, into --out."""
+It runs the benchmark on the embedded suite, exactly as
+  oldphoto-bench bench --suite embedded --out OUT   (same methods, preset, seed and --max-side)
+so both commands give the same numbers, prints the summary table (the main metrics; all of them are in
+summary.md), and says plainly at the end if our method could not run (and why).
+
+Writes into --out:
+  contact_sheet.png   one row per photo: input (aged) | ours | reference
+  stages.png          one photo through every stage: input, scratch mask, global restoration,
+                      refined faces (boxed), reference
+  summary.csv         one row per method, one column per metric (and summary.md: mean ± 95% CI, best in
+                      bold, reasons; summary.json; per_image.csv)
+  figures/            bar chart per metric, metric against degradation severity, image grid of crops
+  manifest.json       the benchmark's record (versions, seeds, settings, metric contracts)
+  demo_manifest.json  the demo's settings, seed, versions, git revision and where every checkpoint comes
+                      from (path, size, sha256, training record)
+  data/, cache/       the aged photos and every method's outputs, cached: a rerun computes nothing new
+  ageing/             with --ageing-sheets: clean | aged | mask for every shipped preset
+A folder prepared with other settings, or holding files the demo did not write, is refused (choose
+another --out). Exit status 1 when our method did not run (the rest is still written)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on the embedded photos", description=HELP,
+    p = sub.add_parser("demo", help="age, restore and benchmark the embedded photos (the main job)", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("oldphoto_demo"), help="output folder (default: ./oldphoto_demo)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    p.add_argument("--presets", default=None, help="comma-separated presets (default: all shipped presets)")
-    p.add_argument("--size", type=int, default=384, help="longer side the photos are resized to (default: 384)")
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.add_argument("--checkpoints", type=Path, default=None, metavar="RUNS",
+                   help="runs folder with our trained networks (default: the checkpoints shipped with the "
+                        "package, as `oldphoto-bench restore`)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the ageing and the methods (default: 0)")
+    p.add_argument("--preset", default="paper", help="degradation preset the photos are aged with (default: paper)")
+    p.add_argument("--max-images", type=int, default=None, metavar="N", help="use only the first N photos (of 8)")
+    p.add_argument("--max-side", type=int, default=512, metavar="PX",
+                   help="downscale larger photos to this side before ageing (default: 512, as bench; 0: full size)")
+    p.add_argument("--methods", default=None, metavar="A,B,...",
+                   help="benchmark methods (default: input,nlm,bilateral,tv,ours; see `oldphoto-bench bench --list`)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default: 1, the fastest on 2 shared cores; 0: torch's default)")
+    p.add_argument("--ageing-sheets", action="store_true",
+                   help="also write ageing/contact_<preset>.png for every shipped preset")
+    p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from ..demo import run_demo
 
-    import torch.nn.functional as F
-    from tqdm import tqdm
-
-    from ..data import EmbeddedSource
-    from ..degrade import Synthesizer, preset_names
-    from ..imageio import save_image, save_mask
-    from ..provenance import write_manifest
-    from ..seeding import derive_seed
-    from ..viz import contact_sheet, mask_overlay, save_sheet
-
-    presets = args.presets.split(",") if args.presets else preset_names()
-    source = EmbeddedSource()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out / "manifest.json", seed=args.seed, config={"presets": presets, "size": args.size})
-    photos = []
-    for i in range(len(source)):
-        s = source[i]
-        img = s.image
-        scale = args.size / max(img.shape[-2:])
-        if scale < 1:
-            img = F.interpolate(img, scale_factor=scale, mode="bicubic", antialias=True,
-                                align_corners=False).clamp(0, 1)
-        photos.append((s.name, img))
-    bar = tqdm(total=len(presets) * len(photos), unit="img", desc="demo", disable=args.no_progress)
-    for preset in presets:
-        synth = Synthesizer(preset)
-        rows, names = [], []
-        with _open_records(out / preset) as rec:
-            for i, (name, img) in enumerate(photos):
-                res = synth(img, derive_seed(args.seed, i))
-                save_image(res.image, out / preset / f"{name}.png")
-                save_mask(res.mask, out / preset / f"{name}_mask.png")
-                rec.write(json.dumps({"input": f"embedded:{name}", **res.records[0]}) + "\n")
-                rows.append([img, res.image, mask_overlay(res.image, res.mask)])
-                names.append(name)
-                bar.update(1)
-        path = save_sheet(contact_sheet(rows, ["clean", f"degraded ({preset})", "mask (red)"], names),
-                          out / f"contact_{preset}.png")
-        bar.write(f"wrote {path}")
-    bar.close()
-    print(f"demo outputs in {out}", file=sys.stderr)
+    methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
+    result = run_demo(args.out, checkpoints=args.checkpoints, seed=args.seed, preset=args.preset,
+                      max_images=args.max_images, max_side=args.max_side, methods=methods, device=args.device,
+                      progress=not args.no_progress, ageing=args.ageing_sheets, threads=args.threads or None,
+                      log=lambda line: print(line, file=sys.stderr))
+    s = result.bench.suite.settings
+    print(f"\nDemo: {len(result.bench.suite)} embedded photo(s) aged with preset {s['preset']}, seed {s['seed']}, "
+          f"max side {s['max_side']}, restored and scored in {result.seconds:.0f} s\n")
+    print(result.table)
+    print(f"\nAll metrics, confidence intervals and notes: {args.out / 'summary.md'} (table: summary.csv)")
+    shown = [k for k in ("contact_sheet", "stages") if k in result.files]
+    print("Pictures: " + ", ".join(str(result.files[k]) for k in shown) + f", figures in {args.out / 'figures'}")
+    if result.ours is not None and not result.ours.available:
+        print(f"\nOur method did not run: {result.ours_reason}\n(Every other method ran; its column in "
+              f"{args.out / 'contact_sheet.png'} is gray. Point --checkpoints at a runs folder that holds them.)")
+        return 1
     return 0
-
-
-def _open_records(folder: Path):
-    folder.mkdir(parents=True, exist_ok=True)
-    return open(folder / "records.jsonl", "w", encoding="utf-8")
