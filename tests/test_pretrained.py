@@ -298,7 +298,8 @@ def test_retrain_smoke_trains_ships_then_skips_and_resumes(tmp_path):
         assert p.command in "\n".join(lines)
 
     again = retrain(runs, root, stages="vae-b,mapping", **kw)
-    assert [p.action for p in again] == ["skip", "skip"]
+    assert [p.action for p in again] == ["skip", "skip"] and "Note" not in again[0].why
+    assert "not with --config tiny" in plan_retrain(runs, root, "vae-b")[0].why  # trained with smoke
     manifest = runs / "vae-b" / "manifest.json"
     m = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**m, "total_steps": 3}))  # as if interrupted after step 1 of 3

@@ -65,17 +65,17 @@ def train_argv(row: ShippedStage, runs: str | Path, data_root: Path, config: str
     return argv
 
 
-def _progress(run_dir: Path) -> tuple[int | None, int | None]:
-    """(steps done, steps planned) of an existing run, from its checkpoint and manifest."""
+def _progress(run_dir: Path) -> tuple[int | None, int | None, str]:
+    """(steps done, steps planned, recorded command) of an existing run, from its checkpoint and manifest."""
     from ..train.checkpoint import load_checkpoint
 
-    manifest = run_dir / "manifest.json"
-    total = json.loads(manifest.read_text()).get("total_steps") if manifest.is_file() else None
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
     try:
         step = int(load_checkpoint(run_dir / CHECKPOINT_FILE).get("step", 0))
     except (ValueError, FileNotFoundError):
         step = None
-    return step, total
+    return step, manifest.get("total_steps"), str(manifest.get("command") or "")
 
 
 def plan_retrain(runs: str | Path, data_root: Path, stages: str | Sequence[str] | None = None, force: bool = False,
@@ -91,12 +91,14 @@ def plan_retrain(runs: str | Path, data_root: Path, stages: str | Sequence[str] 
         elif force:
             plan.append(PlannedStage(row, "overwrite", argv + ["--overwrite"], "exists; --force trains it again"))
         else:
-            step, total = _progress(run_dir)
+            step, total, recorded = _progress(run_dir)
             if step is not None and total is not None and step < total:
                 plan.append(PlannedStage(row, "resume", argv + ["--resume"], f"stopped at step {step} of {total}"))
-            else:
-                plan.append(PlannedStage(row, "skip", [], f"{run_dir / CHECKPOINT_FILE} exists ({step} of {total} "
-                                                          "steps); --force trains it again"))
+                continue
+            why = f"{run_dir / CHECKPOINT_FILE} exists ({step} of {total} steps); --force trains it again"
+            if f" --config {config} " not in f"{recorded} ":
+                why += f". Note: it was trained by `{recorded or 'an unrecorded command'}`, not with --config {config}"
+            plan.append(PlannedStage(row, "skip", [], why))
     return plan
 
 
