@@ -197,7 +197,7 @@ def stages_row(bench: Any, ours: Any, photo: str | None = None) -> tuple[list[to
     return images, labels, name
 
 
-def ageing_sheets(bench: Any, folder: Path, progress: bool = True) -> dict[str, Path]:
+def ageing_sheets(bench: Any, folder: Path, progress: bool = True, cell: int = 256) -> dict[str, Path]:
     """For every shipped preset, ``folder/contact_<preset>.png``: clean | aged | mask (red) per photo of the
     suite, aged with the suite's per-photo seeds (:func:`~oldphoto_bench.bench.suites.image_seed`)."""
     from tqdm import tqdm
@@ -218,7 +218,8 @@ def ageing_sheets(bench: Any, folder: Path, progress: bool = True) -> dict[str, 
                 aged = synth(clean, seed=image_seed(seed, it.name))
                 rows.append([clean, aged.image, mask_overlay(aged.image, aged.mask)])
                 bar.update(1)
-            sheet = contact_sheet(rows, ["clean", f"aged ({preset})", "mask (red)"], [it.name for it in items])
+            sheet = contact_sheet(rows, ["clean", f"aged ({preset})", "mask (red)"], [it.name for it in items],
+                                  cell=cell)
             files[f"ageing_{preset}"] = save_sheet(sheet, folder / f"contact_{preset}.png")
     return files
 
@@ -267,7 +268,7 @@ def run_demo(out: str | Path = "oldphoto_demo", checkpoints: str | Path | None =
             images, labels, name = stages_row(bench, ours)
             files["stages"] = save_sheet(contact_sheet([images], labels, [name], cell=cell), out / STAGES_SHEET)
         if ageing:
-            files.update(ageing_sheets(bench, out / AGEING_DIR, progress))
+            files.update(ageing_sheets(bench, out / AGEING_DIR, progress, cell))
     finally:
         torch.set_num_threads(threads_before)
     seconds = time.perf_counter() - t0
