@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     shown = [k for k in ("contact_sheet", "stages") if k in result.files]
     print("Pictures: " + ", ".join(str(result.files[k]) for k in shown) + f", figures in {args.out / 'figures'}")
     if result.ours is not None and not result.ours.available:
-        print(f"\nOur method did not run: {result.ours_reason}\n(Every other method ran; its column in "
-              f"{args.out / 'contact_sheet.png'} is gray. Point --checkpoints at a runs folder that holds them.)")
+        print(f"\nOur method did not run: {result.ours_reason}\n(The other methods ran and everything else was "
+              f"written; the ours column of {args.out / 'contact_sheet.png'} is gray. Point --checkpoints at a "
+              "runs folder that holds the checkpoints.)")
         return 1
     return 0
