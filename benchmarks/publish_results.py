@@ -24,7 +24,8 @@ Each benchmark folder holds summary.{csv,md,json}, per_image.csv, manifest.json,
 as grid.jpg) and publish.json (the command, the settings of this script, the checkpoints' provenance). The aged photos and every method's
 outputs stay in the work folder (``--work``, default ``.publish_work/``, git-ignored): a rerun reuses them
 and computes only what is missing. A results subfolder is written next to the old one and swapped in only
-when its step completed; missing data or checkpoints skip the step with a message (exit code 1).
+when its step completed. Missing data or checkpoints skip a step with a message; a step that fails is
+reported and the next one runs. Exit code: 0 every step done, 1 some skipped, 2 some failed.
 
 Deep Image Prior fits one network per photo: on a CPU its default budget (1000 iterations at width 64)
 takes hours per Kodak photo, so on ``--device cpu`` it runs 30 iterations at width 32 (about a minute per
@@ -36,10 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +73,7 @@ class Skip(Exception):
 def portable(text: str, work: Path) -> str:
     """Machine paths in ``text`` as ``<work>/...``, repo-relative and ``../`` paths (results hold no home dirs)."""
     for path, label in sorted([(work, "<work>"), (REPO, "."), (REPO.parent, "..")], key=lambda t: -len(str(t[0]))):
-        text = text.replace(str(path) + "/", label + "/").replace(str(path), label)
+        text = re.sub(re.escape(str(path)) + r"(?![\w.-])", label, text)  # whole path components only
     return text
 
 
@@ -357,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     run = {"kodak24": lambda: bench_step("kodak24", args, log), "embedded": lambda: bench_step("embedded", args, log),
            "old": lambda: old_step(args, log), "readme": lambda: readme_step(args, log)}
-    done, skipped = [], []
+    done, skipped, failed = [], [], []
     for step in STEPS:
         if step not in args.steps:
             continue
@@ -368,10 +371,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"skip {step}: {e}")
             skipped.append(step)
             continue
+        except Exception:  # a long unattended run goes on with the next step; the cache keeps what was done
+            log(f"{step} failed (its published folder is unchanged):\n{traceback.format_exc()}")
+            failed.append(step)
+            continue
         done.append(step)
         log(f"{step}: done in {time.perf_counter() - t0:.1f} s -> {out}")
-    log(f"publish_results: done {', '.join(done) or 'nothing'}" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
-    return 1 if skipped else 0
+    log(f"publish_results: done {', '.join(done) or 'nothing'}" + (f"; skipped {', '.join(skipped)}" if skipped else "")
+        + (f"; FAILED {', '.join(failed)}" if failed else ""))
+    return 2 if failed else 1 if skipped else 0
 
 
 if __name__ == "__main__":
