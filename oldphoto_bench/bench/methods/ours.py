@@ -28,7 +28,8 @@ def _missing_reason(e: Exception) -> str:
     if not missing:
         return str(e).splitlines()[0]
     paths = ", ".join(str(p) for _, p, _ in missing)
-    return f"missing checkpoint(s) {paths}; train with " + "; ".join(f"`{cmd}`" for _, _, cmd in missing)
+    commands = list(dict.fromkeys(cmd for _, _, cmd in missing))  # shipped defaults share one retrain command
+    return f"missing checkpoint(s) {paths}; train with " + "; ".join(f"`{cmd}`" for cmd in commands)
 
 
 def _auto(flag: bool | None, stage: str, ctx: MethodContext) -> bool:
