@@ -76,12 +76,18 @@ def _available(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rows if not r.get("note")]
 
 
-def _ahead(rows: Sequence[Mapping[str, Any]], ours: Mapping[str, Any], metric: str) -> list[str]:
+def _ahead(rows: Sequence[Mapping[str, Any]], ours: Mapping[str, Any], metric: str) -> str:
+    """``"on PSNR `tv` 25.50, `nlm` 25.10 (ours 25.00)"``: the rows better than ``ours`` by mean, best first;
+    ``""`` when none is."""
     from oldphoto_bench.bench.report import DIGITS, higher_is_better
 
     o, d, up = value(ours, metric), DIGITS.get(metric, 3), higher_is_better(metric)
-    return [f"`{r['method']}` on {metric.upper()} ({value(r, metric):.{d}f} vs {o:.{d}f})" for r in rows
-            if math.isfinite(value(r, metric)) and (value(r, metric) > o if up else value(r, metric) < o)]
+    better = [(value(r, metric), r["method"]) for r in rows
+              if math.isfinite(value(r, metric)) and (value(r, metric) > o if up else value(r, metric) < o)]
+    if not better:
+        return ""
+    better.sort(key=lambda t: -t[0] if up else t[0])
+    return f"on {metric.upper()} " + ", ".join(f"`{n}` {v:.{d}f}" for v, n in better) + f" (ours {o:.{d}f})"
 
 
 def verdict(rows: Sequence[Mapping[str, Any]], ours_name: str = "ours") -> str:
@@ -99,18 +105,18 @@ def verdict(rows: Sequence[Mapping[str, Any]], ours_name: str = "ours") -> str:
                    f"{value(inp, 'psnr'):.2f} dB): {'at least' if gain >= GAIN_TARGET_DB else 'less than'} the "
                    f"{GAIN_TARGET_DB:g} dB target.")
     classical = [r for r in by.values() if r.get("kind") == "classical"]
-    ahead = [a for m in VERDICT_METRICS for a in _ahead(classical, ours, m)]
+    ahead = [a for a in (_ahead(classical, ours, m) for m in VERDICT_METRICS) if a]
     if not classical:
         out.append("No classical baseline ran.")
     elif not ahead:
         out.append(f"It leads every classical baseline ({len(classical)}) on both PSNR and SSIM.")
     else:
-        out.append("It does not lead every classical baseline; ahead of it: " + "; ".join(ahead) + ".")
+        out.append("It does not lead every classical baseline; ahead of it " + "; ".join(ahead) + ".")
     others = [r for r in by.values() if r.get("kind") in ("learned", "ours") and r["method"] != ours_name]
-    ahead = [a for m in VERDICT_METRICS for a in _ahead(others, ours, m)]
+    ahead = [a for a in (_ahead(others, ours, m) for m in VERDICT_METRICS) if a]
     if others:
         names = ", ".join(f"`{r['method']}`" for r in others)
-        out.append(("Other methods ahead of it: " + "; ".join(ahead) + ".") if ahead
+        out.append(("Other methods ahead of it " + "; ".join(ahead) + ".") if ahead
                    else f"No other method ({names}) beats it on PSNR or SSIM.")
     return " ".join(out) + " (Means over the photos; overlapping 95% intervals in the table mean a tie is possible.)"
 
@@ -135,7 +141,7 @@ def _short_rev(rev: str | None) -> str:
 
 def _checkpoints_text(publish: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     ck = publish.get("checkpoints") or {}
-    path = ck.get("path") or settings.get("checkpoints", "?")
+    path = str(ck.get("path") or settings.get("checkpoints", "?")).removeprefix("./")
     revs = sorted({_short_rev(s.get("git_revision")) for s in (ck.get("stages") or {}).values()})
     prov = f"trained at git {', '.join(f'`{r}`' for r in revs)}" if revs else "no provenance recorded"
     return f"checkpoints `{path}` ({prov})"
@@ -163,8 +169,9 @@ def render_table(summary: Mapping[str, Any], publish: Mapping[str, Any], rel: st
         cells.append(f"{r['seconds']:.2f}" if r.get("seconds") is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     n = publish.get("photos") or max((r.get("n", 0) for r in rows), default=0)
+    photos = f"{n} photo{'' if n == 1 else 's'}"
     resize = f"; {suite['resize']}" if suite.get("resize") else ""
-    lines += ["", f"Kodak24 ({n} photos, never trained on), aged with preset `{settings.get('preset', '?')}`, seed "
+    lines += ["", f"Kodak24 ({photos}, never trained on), aged with preset `{settings.get('preset', '?')}`, seed "
               f"{settings.get('seed', '?')}{resize}; {_checkpoints_text(publish, settings)}; device "
               f"{settings.get('device', '?')}. Mean ± half width of the 95% Student-t interval over the photos, "
               "best in bold. Regenerate with `python benchmarks/publish_results.py --only kodak24,readme`"

@@ -102,9 +102,12 @@ def test_verdict_reports_the_baselines_that_beat_ours():
     text = verdict(ROWS_CLASSICAL_WINS)
     gain = np.mean([24.0, 25.0, 26.0]) - np.mean([18.0, 20.0, 22.0])
     assert f"gains +{gain:.2f} dB" in text and "at least the 4 dB target" in text
-    assert "does not lead every classical baseline" in text and "`tv` on PSNR (25.50 vs 25.00)" in text
+    assert "does not lead every classical baseline; ahead of it on PSNR `tv` 25.50 (ours 25.00)." in text
     assert "`nlm`" not in text  # nlm is behind on both
-    assert "`unet` on SSIM (0.900 vs 0.800)" in text
+    assert "Other methods ahead of it on SSIM `unet` 0.900 (ours 0.800)." in text
+    more = verdict([*ROWS_CLASSICAL_WINS, _row("bm3d", "classical", [25.0, 25.2, 25.4], [0.85, 0.85, 0.85])])
+    assert ("ahead of it on PSNR `tv` 25.50, `bm3d` 25.20 (ours 25.00); on SSIM `bm3d` 0.850 (ours 0.800)."
+            in more)  # best first, per metric
 
 
 def test_verdict_when_ours_leads_and_when_it_did_not_run():
