@@ -21,15 +21,17 @@ Steps (``--only kodak24,embedded,old,readme``; default all, in this order):
                ``<!-- results:figure:start/end -->`` the PSNR bar chart and the image grid
 
 Each benchmark folder holds summary.{csv,md,json}, per_image.csv, manifest.json, figures/ (the image grid
-as grid.jpg) and publish.json (the command, the settings of this script, the checkpoints' provenance). The aged photos and every method's
-outputs stay in the work folder (``--work``, default ``.publish_work/``, git-ignored): a rerun reuses them
-and computes only what is missing. A results subfolder is written next to the old one and swapped in only
+as grid.jpg) and publish.json (the command, the settings of this script, the checkpoints' provenance). The
+aged photos and every method's outputs stay in the work folder (``--work``, default ``.publish_work/``,
+git-ignored): a rerun reuses them and computes only what is missing. A results subfolder is written next to the old one and swapped in only
 when its step completed. Missing data or checkpoints skip a step with a message; a step that fails is
 reported and the next one runs. Exit code: 0 every step done, 1 some skipped, 2 some failed.
 
 Deep Image Prior fits one network per photo: on a CPU its default budget (1000 iterations at width 64)
-takes hours per Kodak photo, so on ``--device cpu`` it runs 30 iterations at width 32 (about a minute per
-photo; set by --dip-iterations / --dip-width) and the README says so: its row is not DIP at full budget.
+takes hours per Kodak photo (~10 s per iteration measured), so on ``--device cpu`` it runs 30 iterations at
+width 32 (1-2.5 min per photo; --dip-iterations / --dip-width change it) and the README says so: its row
+is not DIP at full budget. Measured on the shared 2-core machine with smoke checkpoints, per photo: kodak24
+~6 min (dip 2.5 min, bm3d and bm3d+inpaint 1 min, metrics 2 min), embedded the same; old ~70 s for all 12.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ STEPS = ("kodak24", "embedded", "old", "readme")
 PRESET, SEED = "paper", 0
 BENCH = {"kodak24": "kodak24_paper_seed0", "embedded": "embedded_paper_seed0"}  # step -> results subfolder
 OLD_FOLDER = "old_photos"
-CPU_DIP = {"iterations": 30, "width": 32}  # ~1 min per 512-px photo on 2 CPU cores (measured: ~2 s/iteration)
+# ~1 min per 500-px photo on 2 idle CPU cores; 2-2.5 min measured on the busy shared 2-core machine
+CPU_DIP = {"iterations": 30, "width": 32}
 REAL_METHODS = ("input", "nlm", "bilateral", "tv", "ours")  # the real: suite (no references): cheap methods
 README_METRICS = ("psnr", "ssim", "ms_ssim", "lpips", "fid", "kid")  # README columns (all in summary.md)
 COPIED = ("summary.csv", "summary.md", "summary.json", "per_image.csv", "manifest.json")
