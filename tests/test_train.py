@@ -234,7 +234,9 @@ def test_recipes_resolve_stage_sections_and_lr_schedule():
     for name in ("smoke", "tiny", "paper"):
         for stage in ("vae-a", "vae-b", "mapping"):
             cfg = resolve_config(name, stage)
-            assert cfg["optim"]["betas"] == [0.5, 0.999] and "stages" not in cfg
+            # tiny's mapping is an L1-only regression with Adam's usual betas (see tiny.yaml)
+            betas = [0.9, 0.999] if (name, stage) == ("tiny", "mapping") else [0.5, 0.999]
+            assert cfg["optim"]["betas"] == betas and "stages" not in cfg
     paper = resolve_config("paper", "vae-a")
     assert paper["optim"]["lr"] == 2e-4 and paper["data"]["crop"] == 256
     # --set beats the stage section

@@ -46,6 +46,9 @@ class MappingStage(Stage):
         self.mapping = self.add_model("mapping", {"type": "mapping", "latent_channels": ca, **cfg["model"]["mapping"]})
         self.uses_mask = bool(self.models["mapping"].has_nonlocal)
         self.d_image = self.add_model("d_image", image_discriminator_spec(cfg))
+        # with loss.gan and loss.feature_matching both 0 the discriminator is built (checkpoints keep one shape)
+        # but never run: an L1-only mapping costs about half as much per step
+        self.adversarial = float(cfg["loss"]["gan"]) > 0 or float(cfg["loss"]["feature_matching"]) > 0
         self.vgg = setup_vgg(self)
         data = cfg["data"]
         ds = PairsDataset(self.open_source(self.ctx.data), data["preset"], crop=int(data["crop"]), train=True,
@@ -66,15 +69,18 @@ class MappingStage(Stage):
             losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
             if float(w["mapping_image_l1"]):
                 losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
-            gan, fm = generator_terms(self.d_image, y, decoded, float(w["feature_matching"]))
-            losses.update(g_gan=float(w["gan"]) * gan, g_fm=fm)
+            if self.adversarial:
+                gan, fm = generator_terms(self.d_image, y, decoded, float(w["feature_matching"]))
+                losses.update(g_gan=float(w["gan"]) * gan, g_fm=fm)
             if self.vgg is not None:
                 losses["g_vgg"] = float(w["vgg"]) * self.vgg(decoded.float(), y.float())
             total = sum(losses.values())
         self.precision.step(total, self.optimizers["mapping"])
-        with self.precision.autocast():
-            d_img = discriminator_term(self.d_image, y, decoded)
-        self.precision.step(d_img, self.optimizers["d_image"])
         result = {k: v.detach().item() for k, v in losses.items()}
-        result.update(total=total.detach().item(), d_image=d_img.detach().item())
+        result["total"] = total.detach().item()
+        if self.adversarial:
+            with self.precision.autocast():
+                d_img = discriminator_term(self.d_image, y, decoded)
+            self.precision.step(d_img, self.optimizers["d_image"])
+            result["d_image"] = d_img.detach().item()
         return result
