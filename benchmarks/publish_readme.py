@@ -1,6 +1,6 @@
-"""The README's results section, computed from a benchmark's ``summary.json`` (used by ``publish_results.py``).
+"""The README's results section, computed from a benchmark's ``summary.json`` (for ``publish_results.py``).
 
-    text = ensure_markers(readme_text)                       # adds a "Results" section when the markers are missing
+    text = ensure_markers(readme_text, MARKERS)   # adds a "Results" section when the markers are missing
     text = replace_between(text, start, end, render_table(summary, publish, "results/kodak24_paper_seed0"))
 
 ``render_table`` gives the main table (mean ± 95% CI per method, the best of each column in bold, as
@@ -101,9 +101,10 @@ def verdict(rows: Sequence[Mapping[str, Any]], ours_name: str = "ours") -> str:
     inp = by.get("input")
     if inp is not None and math.isfinite(value(inp, "psnr")):
         gain = value(ours, "psnr") - value(inp, "psnr")
-        out.append(f"`{ours_name}` gains {gain:+.2f} dB PSNR over the degraded input ({value(ours, 'psnr'):.2f} vs "
-                   f"{value(inp, 'psnr'):.2f} dB): {'at least' if gain >= GAIN_TARGET_DB else 'less than'} the "
-                   f"{GAIN_TARGET_DB:g} dB target.")
+        reached = "at least" if gain >= GAIN_TARGET_DB else "less than"
+        o, i = value(ours, "psnr"), value(inp, "psnr")
+        out.append(f"`{ours_name}` gains {gain:+.2f} dB PSNR over the degraded input ({o:.2f} vs {i:.2f} "
+                   f"dB): {reached} the {GAIN_TARGET_DB:g} dB target.")
     classical = [r for r in by.values() if r.get("kind") == "classical"]
     ahead = [a for a in (_ahead(classical, ours, m) for m in VERDICT_METRICS) if a]
     if not classical:
@@ -118,7 +119,7 @@ def verdict(rows: Sequence[Mapping[str, Any]], ours_name: str = "ours") -> str:
         names = ", ".join(f"`{r['method']}`" for r in others)
         out.append(("Other methods ahead of it " + "; ".join(ahead) + ".") if ahead
                    else f"No other method ({names}) beats it on PSNR or SSIM.")
-    return " ".join(out) + " (Means over the photos; overlapping 95% intervals in the table mean a tie is possible.)"
+    return " ".join(out) + " (Means over the photos; where 95% intervals overlap, a tie is possible.)"
 
 
 # ---- markdown --------------------------------------------------------------------------------------------
@@ -171,10 +172,11 @@ def render_table(summary: Mapping[str, Any], publish: Mapping[str, Any], rel: st
     n = publish.get("photos") or max((r.get("n", 0) for r in rows), default=0)
     photos = f"{n} photo{'' if n == 1 else 's'}"
     resize = f"; {suite['resize']}" if suite.get("resize") else ""
-    lines += ["", f"Kodak24 ({photos}, never trained on), aged with preset `{settings.get('preset', '?')}`, seed "
-              f"{settings.get('seed', '?')}{resize}; {_checkpoints_text(publish, settings)}; device "
-              f"{settings.get('device', '?')}. Mean ± half width of the 95% Student-t interval over the photos, "
-              "best in bold. Regenerate with `python benchmarks/publish_results.py --only kodak24,readme`"
+    lines += ["", f"Kodak24 ({photos}, never trained on), aged with preset `{settings.get('preset', '?')}`, "
+              f"seed {settings.get('seed', '?')}{resize}; {_checkpoints_text(publish, settings)}; device "
+              f"{settings.get('device', '?')}. Mean ± half width of the 95% Student-t interval over the "
+              "photos, best in bold. Regenerate with "
+              "`python benchmarks/publish_results.py --only kodak24,readme`"
               + (f" (this table: `{publish['command']}`)." if publish.get("command") else ".")]
     lines += ["", verdict(rows)]
     notes = []
@@ -186,16 +188,18 @@ def render_table(summary: Mapping[str, Any], publish: Mapping[str, Any], rel: st
             notes.append(f"- `{r['method']}` did not run: {reason}")
     missing = summary.get("unavailable_metrics") or {}
     if missing:
-        notes.append(f"- not computed here (weights missing): {', '.join(f'`{m}`' for m in missing)}.")
+        names = ", ".join(f"`{m}`" for m in missing)
+        notes.append(f"- not computed here: {names} (reasons, e.g. weights not fetched, in `summary.md`).")
     rest = sorted({m for r in avail for m in r.get("metrics", {})} - set(shown))
     if rest:
-        notes.append(f"- also computed, in [`summary.md`]({rel}/summary.md): {', '.join(f'`{m}`' for m in rest)}.")
+        names = ", ".join(f"`{m}`" for m in rest)
+        notes.append(f"- also computed, in [`summary.md`]({rel}/summary.md): {names}.")
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def render_figure(folder: Path, rel: str) -> str:
     """Image links to the PSNR bar chart and the image grid of ``folder/figures`` (those that exist)."""
     figs = [("bar_psnr.png", "PSNR on Kodak24, mean ± 95% CI per method"),
-            ("grid.jpg", "every method on the same crops of the first Kodak24 photos (reference, input, methods)")]
+            ("grid.jpg", "reference, input and every method on the same crops of the first Kodak24 photos")]
     links = [f"![{alt}]({rel}/figures/{name})" for name, alt in figs if (folder / "figures" / name).is_file()]
     return "\n\n".join(links) if links else f"(no figure in {rel}/figures yet)"

@@ -15,17 +15,18 @@ Steps (``--only kodak24,embedded,old,readme``; default all, in this order):
                ``../shared/data/old`` (recursive) -> results/old_photos/: contact_sheet.jpg (input | detected
                scratches | restored), restored/<name>.jpg (at most --old-side pixels, JPEG quality 90),
                manifest.json; and the harness's ``real:`` suite (no-reference metrics) in real_suite/
-    readme     README.md between ``<!-- results:main-table:start/end -->``: the Kodak24 table (mean ± 95% CI,
-               best in bold), the settings, the checkpoints' git revision, the command, and a sentence computed
-               from the numbers (PSNR gain over the input, which baselines beat ours); between
+    readme     README.md between ``<!-- results:main-table:start/end -->``: the Kodak24 table (mean ± 95%
+               CI, best in bold), the settings, the checkpoints' git revision, the command, and a sentence
+               computed from the numbers (PSNR gain over the input, which baselines beat ours); between
                ``<!-- results:figure:start/end -->`` the PSNR bar chart and the image grid
 
 Each benchmark folder holds summary.{csv,md,json}, per_image.csv, manifest.json, figures/ (the image grid
 as grid.jpg) and publish.json (the command, the settings of this script, the checkpoints' provenance). The
 aged photos and every method's outputs stay in the work folder (``--work``, default ``.publish_work/``,
-git-ignored): a rerun reuses them and computes only what is missing. A results subfolder is written next to the old one and swapped in only
-when its step completed. Missing data or checkpoints skip a step with a message; a step that fails is
-reported and the next one runs. Exit code: 0 every step done, 1 some skipped, 2 some failed.
+git-ignored): a rerun reuses them and computes only what is missing. A results subfolder is written next
+to the old one and swapped in only when its step completed. Missing data or checkpoints skip a step with a
+message; a step that fails is reported and the next one runs. Exit code: 0 every step done, 1 some
+skipped, 2 some failed.
 
 Deep Image Prior fits one network per photo: on a CPU its default budget (1000 iterations at width 64)
 takes hours per Kodak photo (~10 s per iteration measured), so on ``--device cpu`` it runs 30 iterations at
@@ -74,8 +75,9 @@ class Skip(Exception):
 
 # ---- files -----------------------------------------------------------------------------------------------
 def portable(text: str, work: Path) -> str:
-    """Machine paths in ``text`` as ``<work>/...``, repo-relative and ``../`` paths (results hold no home dirs)."""
-    for path, label in sorted([(work, "<work>"), (REPO, "."), (REPO.parent, "..")], key=lambda t: -len(str(t[0]))):
+    """Machine paths in ``text`` as ``<work>/...``, repo-relative or ``../`` paths (none in results)."""
+    labels = sorted([(work, "<work>"), (REPO, "."), (REPO.parent, "..")], key=lambda t: -len(str(t[0])))
+    for path, label in labels:
         text = re.sub(re.escape(str(path)) + r"(?![\w.-])", label, text)  # whole path components only
     return text
 
@@ -97,7 +99,7 @@ def staging(results: Path, name: str) -> Path:
 
 
 def swap_in(stage: Path, final: Path, log: Callable[[str], None]) -> None:
-    """Replace ``final`` by the completed ``stage`` (the old folder is removed only once the new one is in)."""
+    """Replace ``final`` by the completed ``stage`` (the old folder goes only once the new one is in)."""
     previous = final.with_name(f".{final.name}.previous")
     if previous.exists():
         shutil.rmtree(previous)
@@ -118,7 +120,7 @@ def write_json(path: Path, obj: Any, work: Path) -> None:
 
 
 def checkpoint_provenance(runs: Path) -> dict[str, Any]:
-    """``{path, stages: {stage: {git_revision, steps, sha256, ...}}}`` from each ``RUNS/<stage>/provenance.json``
+    """``{path, stages: {stage: {git_revision, steps, ...}}}`` from each ``RUNS/<stage>/provenance.json``
     (shipped checkpoints, ``oldphoto-bench ship``) or else ``RUNS/<stage>/manifest.json`` (a training run)."""
     stages = {}
     for stage in sorted(p for p in runs.glob("*") if (p / "last.pt").is_file()):
@@ -202,15 +204,18 @@ def bench_step(step: str, args: argparse.Namespace, log: Callable[[str], None]) 
     t0 = time.perf_counter()
     result = run_benchmark(suite, methods, work, preset=PRESET, seed=SEED, checkpoints=args.checkpoints,
                            device=args.device, metrics=args.metrics, max_images=args.max_images,
-                           method_options=options, weights_dir=args.weights_dir, progress=args.progress, log=log)
+                           method_options=options, weights_dir=args.weights_dir, progress=args.progress,
+                           log=log)
     stage = staging(args.results, BENCH[step])
     try:
         copy_report(work, stage, args.work)
         dip_note = None
         if options:
-            dip_note = (f"dip ran with a reduced budget ({', '.join(f'{k}={v}' for k, v in options['dip'].items())}; "
-                        f"defaults {', '.join(f'{k}={v}' for k, v in defaults.items())}): it fits one network "
-                        f"per photo, hours per photo at the default on a CPU; its row is not DIP at full budget")
+            used = ", ".join(f"{k}={v}" for k, v in options["dip"].items())
+            default = ", ".join(f"{k}={v}" for k, v in defaults.items())
+            dip_note = (f"dip ran with a reduced budget ({used}; defaults {default}): it fits one network "
+                        "per photo (hours per photo at the default on a CPU); its row is not DIP at full "
+                        "budget")
         write_json(stage / "publish.json", {
             "step": step, "command": command_line(), "suite": suite, "preset": PRESET, "seed": SEED,
             "photos": len(result.suite), "max_images": args.max_images, "device": args.device,
@@ -257,14 +262,17 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
             t0 = time.perf_counter()
             res = restorer.restore(image, grayscale=True if info.was_gray else None)
             seconds = time.perf_counter() - t0
-            small_in, small_out = resize_max_side(image, args.old_side), resize_max_side(res.image, args.old_side)
-            imageio.save_image(small_out, stage / "restored" / f"{name}.jpg", grayscale=info.was_gray, quality=90)
+            side = args.old_side
+            small_in, small_out = resize_max_side(image, side), resize_max_side(res.image, side)
+            imageio.save_image(small_out, stage / "restored" / f"{name}.jpg", grayscale=info.was_gray,
+                               quality=90)
             mask = res.mask if res.mask is not None else image.new_zeros(1, 1, *image.shape[-2:])
             small_mask = resize_max_side(mask, args.old_side).gt(0.25).float()
             rows.append([small_in, mask_overlay(small_in, small_mask), small_out])
             labels.append(f"{rel.parent.name}/{rel.stem}")
             d = res.details
-            photos.append({"source": str(path), "restored": f"restored/{name}.jpg", "size": [info.height, info.width],
+            photos.append({"source": str(path), "restored": f"restored/{name}.jpg",
+                           "size": [info.height, info.width],
                            "was_gray": info.was_gray, "seconds": round(seconds, 2),
                            "stage_seconds": {k: round(v, 3) for k, v in d["seconds"].items()},
                            "mask_fraction": d["mask_fraction"], "faces": len(d["faces"])})
@@ -276,17 +284,21 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
         if args.real_suite:
             work = args.work / f"old_real_n{args.max_images or 'all'}"
             result = run_benchmark(f"real:{src}", list(REAL_METHODS), work, checkpoints=args.checkpoints,
-                                   device=args.device, max_images=args.max_images, weights_dir=args.weights_dir,
+                                   device=args.device, max_images=args.max_images,
+                                   weights_dir=args.weights_dir,
                                    progress=args.progress, log=log)
             copy_report(work, stage / "real_suite", args.work)
             real = {"folder": "real_suite", "methods": list(REAL_METHODS), "photos": len(result.suite)}
         write_manifest(stage / "manifest.json", config={
-            "command": command_line(), "source": str(src), "checkpoints": checkpoint_provenance(args.checkpoints),
-            "pipeline": {"with_scratch": True, "faces": True, "device": args.device, "threshold": restorer.threshold,
+            "command": command_line(), "source": str(src),
+            "checkpoints": checkpoint_provenance(args.checkpoints),
+            "pipeline": {"with_scratch": True, "faces": True, "device": args.device,
+                         "threshold": restorer.threshold,
                          "dilation": restorer.dilation, "notes": restorer.notes},
-            "outputs": f"restored at full size, saved downscaled to max side {args.old_side} px (JPEG quality 90); "
+            "outputs": f"restored at full size, saved downscaled to max side {args.old_side} px "
+                       "(JPEG quality 90); "
                        f"contact sheet cells {args.sheet_cell} px", "real_suite": real}, photos=photos)
-        for f in [stage / "manifest.json", *stage.rglob("*.json"), *stage.rglob("*.md"), *stage.rglob("*.csv")]:
+        for f in [*stage.rglob("*.json"), *stage.rglob("*.md"), *stage.rglob("*.csv")]:
             f.write_text(portable(f.read_text(), args.work))
         swap_in(stage, args.results / OLD_FOLDER, log)
     finally:
@@ -325,22 +337,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated steps to run (default: {','.join(STEPS)})")
     p.add_argument("--checkpoints", type=Path, default=None, metavar="RUNS",
                    help=f"trained networks (default: default_checkpoints() = {default_checkpoints()})")
-    p.add_argument("--results", type=Path, default=REPO / "results", help="published results (default: results/)")
+    p.add_argument("--results", type=Path, default=REPO / "results",
+                   help="published results (default: results/)")
     p.add_argument("--work", type=Path, default=REPO / ".publish_work",
                    help="aged photos, method outputs and caches (default: .publish_work/, git-ignored)")
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
                    help="the shared data sets (default: ../shared/data)")
-    p.add_argument("--readme", type=Path, default=REPO / "README.md", help="README to rewrite (default: README.md)")
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="only the first N photos (quick runs)")
-    p.add_argument("--methods", default=None, metavar="A,B,...", help="benchmark methods (default: every registered)")
-    p.add_argument("--metrics", default=None, metavar="A,B,...", help="metrics (default: all that can be built)")
+    p.add_argument("--readme", type=Path, default=REPO / "README.md",
+                   help="README to rewrite (default: README.md)")
+    p.add_argument("--max-images", type=int, default=None, metavar="N",
+                   help="only the first N photos (quick runs)")
+    p.add_argument("--methods", default=None, metavar="A,B,...",
+                   help="benchmark methods (default: every registered)")
+    p.add_argument("--metrics", default=None, metavar="A,B,...",
+                   help="metrics (default: all that can be built)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
     p.add_argument("--dip-iterations", type=int, default=None, metavar="N",
-                   help=f"Deep Image Prior iterations (default: {CPU_DIP['iterations']} on cpu, the method's on cuda)")
+                   help=f"Deep Image Prior iterations (default: {CPU_DIP['iterations']} on cpu, the "
+                        "method's on cuda)")
     p.add_argument("--dip-width", type=int, default=None, metavar="C",
                    help=f"Deep Image Prior width (default: {CPU_DIP['width']} on cpu, the method's on cuda)")
     p.add_argument("--weights-dir", type=Path, default=None, help="folder holding metric weights")
-    p.add_argument("--old-side", type=int, default=640, metavar="PX", help="max side of published restorations")
+    p.add_argument("--old-side", type=int, default=640, metavar="PX",
+                   help="max side of the published restorations (default: 640)")
     p.add_argument("--sheet-cell", type=int, default=256, metavar="PX", help="contact sheet cell side")
     p.add_argument("--no-real-suite", dest="real_suite", action="store_false",
                    help="old step: skip the harness's real: suite (no-reference metrics)")
@@ -361,7 +380,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    run = {"kodak24": lambda: bench_step("kodak24", args, log), "embedded": lambda: bench_step("embedded", args, log),
+    run = {"kodak24": lambda: bench_step("kodak24", args, log),
+           "embedded": lambda: bench_step("embedded", args, log),
            "old": lambda: old_step(args, log), "readme": lambda: readme_step(args, log)}
     done, skipped, failed = [], [], []
     for step in STEPS:
@@ -380,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         done.append(step)
         log(f"{step}: done in {time.perf_counter() - t0:.1f} s -> {out}")
-    log(f"publish_results: done {', '.join(done) or 'nothing'}" + (f"; skipped {', '.join(skipped)}" if skipped else "")
+    log(f"publish_results: done {', '.join(done) or 'nothing'}"
+        + (f"; skipped {', '.join(skipped)}" if skipped else "")
         + (f"; FAILED {', '.join(failed)}" if failed else ""))
     return 2 if failed else 1 if skipped else 0
 

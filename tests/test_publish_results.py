@@ -51,7 +51,8 @@ def _row(method: str, kind: str, psnr: list[float] | None, ssim: list[float] | N
     for name, vals in (("psnr", psnr), ("ssim", ssim)):
         if vals is not None:
             metrics[name] = {"kind": "per_image", **aggregate(vals).as_dict()}
-    return {"method": method, "kind": kind, "n": len(psnr or []), "note": note, "seconds": 0.5, "metrics": metrics}
+    return {"method": method, "kind": kind, "n": len(psnr or []), "note": note, "seconds": 0.5,
+            "metrics": metrics}
 
 
 def _write_summary(results: Path, rows: list[dict]) -> Path:
@@ -59,7 +60,8 @@ def _write_summary(results: Path, rows: list[dict]) -> Path:
     (folder / "figures").mkdir(parents=True)
     (folder / "figures" / "bar_psnr.png").write_bytes(b"png")
     summary = {"settings": {"preset": "paper", "seed": 0, "device": "cpu", "checkpoints": "runs"},
-               "suite": {"resize": "downscaled to 512"}, "rows": rows, "unavailable_metrics": {"lpips": "no weights"}}
+               "suite": {"resize": "downscaled to 512"}, "rows": rows,
+               "unavailable_metrics": {"lpips": "no weights"}}
     (folder / "summary.json").write_text(json.dumps(summary))
     publish = {"photos": 3, "command": "python benchmarks/publish_results.py",
                "checkpoints": {"path": "runs", "stages": {"vae-a": {"git_revision": "abcdef0123456789"}}}}
@@ -111,15 +113,18 @@ def test_verdict_reports_the_baselines_that_beat_ours():
 
 
 def test_verdict_when_ours_leads_and_when_it_did_not_run():
-    rows = [_row("input", "reference", [20.0, 22.0], [0.5, 0.6]), _row("tv", "classical", [21.0, 22.0], [0.6, 0.6]),
-            _row("nlm", "classical", [22.5, 23.0], [0.62, 0.6]), _row("unet", "learned", [21.0, 22.0], [0.6, 0.6]),
+    rows = [_row("input", "reference", [20.0, 22.0], [0.5, 0.6]),
+            _row("tv", "classical", [21.0, 22.0], [0.6, 0.6]),
+            _row("nlm", "classical", [22.5, 23.0], [0.62, 0.6]),
+            _row("unet", "learned", [21.0, 22.0], [0.6, 0.6]),
             _row("ours", "ours", [23.0, 24.0], [0.7, 0.7])]
     text = verdict(rows)
     assert "gains +2.50 dB" in text and "less than the 4 dB target" in text
     assert "leads every classical baseline (2) on both PSNR and SSIM" in text
     assert "No other method (`unet`) beats it" in text
     missing = [rows[0], _row("ours", "ours", None, None, note="missing checkpoint(s) runs/vae-a/last.pt")]
-    assert verdict(missing) == "`ours` has no PSNR/SSIM in this run (missing checkpoint(s) runs/vae-a/last.pt)."
+    expected = "`ours` has no PSNR/SSIM in this run (missing checkpoint(s) runs/vae-a/last.pt)."
+    assert verdict(missing) == expected
 
 
 def test_readme_markers_are_added_before_status_when_missing(tmp_path):
@@ -130,14 +135,16 @@ def test_readme_markers_are_added_before_status_when_missing(tmp_path):
     assert publish_results.main(["--only", "readme", "--results", str(results), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# project\n\nIntro.\n\n## Results\n") and text.endswith("## Status\n\nTail.\n")
-    assert text.index(START) < text.index(END) < text.index(FIG_START) < text.index(FIG_END) < text.index("## Status")
+    order = [text.index(m) for m in (START, END, FIG_START, FIG_END, "## Status")]
+    assert order == sorted(order)
 
 
 def test_missing_data_and_results_skip_with_a_message(tmp_path, capsys):
     results = tmp_path / "results"
     rc = publish_results.main(["--only", "kodak24,old,readme", "--shared", str(tmp_path / "nowhere"),
                                "--results", str(results), "--work", str(tmp_path / "work"),
-                               "--readme", str(tmp_path / "README.md"), "--checkpoints", str(tmp_path / "runs")])
+                               "--readme", str(tmp_path / "README.md"),
+                               "--checkpoints", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert rc == 1
     assert f"skip kodak24: {tmp_path / 'nowhere' / 'clean' / 'kodak24'} not found" in err
@@ -152,7 +159,8 @@ def smoke_runs(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("runs")
     for stage in ("vae-a", "vae-b", "mapping", "scratch"):
-        train_stage(stage, "smoke", runs=root, data="embedded", progress=False, overrides=["schedule.steps=1"])
+        train_stage(stage, "smoke", runs=root, data="embedded", progress=False,
+                    overrides=["schedule.steps=1"])
     return root
 
 
@@ -162,8 +170,8 @@ def _photo(h: int, w: int, seed: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
-def test_kodak24_step_publishes_small_files_and_keeps_old_results_on_failure(smoke_runs, tmp_path, monkeypatch,
-                                                                               capsys):
+def test_kodak24_step_publishes_small_files_and_keeps_old_results_on_failure(smoke_runs, tmp_path,
+                                                                               monkeypatch, capsys):
     shared, results, work = tmp_path / "shared", tmp_path / "results", tmp_path / "work"
     for i in range(2):
         save_image(_photo(40, 56, i), shared / "clean" / "kodak24" / f"kodim0{i + 1}.png")
@@ -224,4 +232,5 @@ def test_old_step_restores_every_photo_into_a_contact_sheet(smoke_runs, tmp_path
 def test_portable_paths_replace_whole_path_components_only(tmp_path):
     repo, work = publish_results.REPO, tmp_path / "work"
     text = f"{repo}/results/x {repo.parent}x/y {work}/cache/a.png {repo.parent}/shared/data {repo}"
-    assert publish_results.portable(text, work) == f"./results/x {repo.parent}x/y <work>/cache/a.png ../shared/data ."
+    expected = f"./results/x {repo.parent}x/y <work>/cache/a.png ../shared/data ."
+    assert publish_results.portable(text, work) == expected
