@@ -55,6 +55,8 @@ class FaceStage(Stage):
                                                       **model["face"]})
         self.discriminator = self.add_model("discriminator", {"type": "multiscale_patchgan", "in_channels": 6,
                                                               **model["face_discriminator"]})
+        # loss.gan and loss.feature_matching both 0: the discriminator is kept (one checkpoint shape) but not run
+        self.adversarial = float(cfg["loss"]["gan"]) > 0 or float(cfg["loss"]["feature_matching"]) > 0
         self.vgg = setup_vgg(self)
         if self.ctx.real:
             self.ctx.note("note: --real is not used by face (it learns from aligned faces of --data)")
@@ -78,17 +80,20 @@ class FaceStage(Stage):
         with self.precision.autocast():
             fake = self.generator(x)
             real_pair, fake_pair = torch.cat([x, y], 1), torch.cat([x, fake], 1)
-            gan, fm = generator_terms(self.discriminator, real_pair, fake_pair, float(w["feature_matching"]))
             l1 = l1_reconstruction(fake.float(), y.float())
-            losses = {"g_l1": float(w["l1"]) * l1, "g_gan": float(w["gan"]) * gan, "g_fm": fm}
+            losses = {"g_l1": float(w["l1"]) * l1}
+            if self.adversarial:
+                gan, fm = generator_terms(self.discriminator, real_pair, fake_pair, float(w["feature_matching"]))
+                losses.update(g_gan=float(w["gan"]) * gan, g_fm=fm)
             if self.vgg is not None:
                 losses["g_vgg"] = float(w["vgg"]) * self.vgg(fake.float(), y.float())
             total = sum(losses.values())
         self.precision.step(total, self.optimizers["generator"])
-
-        with self.precision.autocast():
-            d_total = discriminator_term(self.discriminator, real_pair, fake_pair)
-        self.precision.step(d_total, self.optimizers["discriminator"])
         result = {k: v.detach().item() for k, v in losses.items()}
-        result.update(g_total=total.detach().item(), d_total=d_total.detach().item(), l1_raw=l1.detach().item())
+        result.update(g_total=total.detach().item(), l1_raw=l1.detach().item())
+        if self.adversarial:
+            with self.precision.autocast():
+                d_total = discriminator_term(self.discriminator, real_pair, fake_pair)
+            self.precision.step(d_total, self.optimizers["discriminator"])
+            result["d_total"] = d_total.detach().item()
         return result
