@@ -248,3 +248,16 @@ def test_refine_keeps_a_gray_photo_gray(tiny_enhancer, cascade, astronaut):
     out, report = refine_faces(gray, tiny_enhancer, detector=cascade, size=128)
     assert report and report[0]["status"] == "enhanced" and not torch.equal(out, gray)
     assert (out[:, 0] - out[:, 1]).abs().max() < 1e-6 and (out[:, 1] - out[:, 2]).abs().max() < 1e-6
+
+
+def test_refine_detects_on_the_fallback_when_the_image_shows_no_face(tiny_enhancer, cascade, astronaut):
+    flat = torch.full_like(astronaut, 0.5)  # no face to detect on the image itself
+    out, report = refine_faces(flat, tiny_enhancer, detector=cascade, size=128)
+    assert report == [] and torch.equal(out, flat)
+    out, report = refine_faces(flat, tiny_enhancer, detector=cascade, size=128, fallback=astronaut)
+    (entry,) = report
+    assert entry["detected_on"] == "fallback" and entry["status"] == "enhanced" and not torch.equal(out, flat)
+    direct, _ = refine_faces(astronaut, tiny_enhancer, detector=cascade, size=128, fallback=flat)
+    assert _[0]["detected_on"] == "image"  # the fallback is only used when the image shows no face
+    with pytest.raises(ValueError, match="shape"):
+        refine_faces(flat, tiny_enhancer, detector=cascade, fallback=astronaut[..., :100, :100])

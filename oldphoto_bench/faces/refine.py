@@ -44,8 +44,13 @@ def _enhance(enhancer: nn.Module, crop: torch.Tensor, device: str | torch.device
 
 def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str = "auto", size: int = FACE_SIZE,
                  min_face: float = MIN_FACE, device: str | torch.device = "cpu", detector=None,
-                 face_scale: float = FACE_SCALE) -> tuple[torch.Tensor, list[dict]]:
+                 face_scale: float = FACE_SCALE, fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
     """``(refined image, per-face report)`` for ``image`` ``(1, 3, H, W)`` in [0, 1].
+
+    ``fallback``: a pixel-aligned image of the same size (the restore pipeline passes its input) to detect
+    faces on when none is found on ``image``: a smooth global restoration can hide a face from the detector
+    that found it on the old photo (measured: dlib finds the astronaut's face on the aged photo, not on the
+    tiny model's restoration). Faces found there get ``"detected_on": "fallback"`` in the report.
 
     Report entries: ``{"box": [x0, y0, x1, y1], "landmarks": [[x, y] x 5], "score", "backend", "size",
     "status": "enhanced" | "skipped" | "detected", "note"}`` (plus ``"landmarks68"``). A photo without faces
@@ -54,6 +59,11 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         raise ValueError(f"refine_faces takes one (1, 3, H, W) image, got {tuple(image.shape)}")
     faces = detect_faces(image, backend, detector)
+    detected_on = "image"
+    if not faces and fallback is not None:
+        if fallback.shape != image.shape:
+            raise ValueError(f"fallback {tuple(fallback.shape)} must have the shape of image {tuple(image.shape)}")
+        faces, detected_on = detect_faces(fallback, backend, detector), "fallback"
     out = image.clone()
     # A gray photo keeps gray faces: per-channel histogram matching alone would leave the enhancer's colour.
     gray = bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
@@ -62,6 +72,7 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
         enhancer.eval()
     for face in faces:
         entry = face.to_dict()
+        entry["detected_on"] = detected_on
         if face.size < min_face:
             entry.update(status="skipped", note=f"skipped: face {face.size:.0f} px < {min_face:g} px")
         elif enhancer is None:

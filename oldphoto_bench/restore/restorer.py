@@ -302,11 +302,15 @@ class Restorer:
             y = self.vae_b.decode(self.mapping(self.vae_a.encode(x)[0], valid))
         return y[..., :h, :w].float().cpu()
 
-    def refine_faces(self, image: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
-        """Stage 3 -> (image, one report dict per face); the image unchanged when the stage is off."""
+    def refine_faces(self, image: torch.Tensor, fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+        """Stage 3 -> (image, one report dict per face); the image unchanged when the stage is off.
+
+        ``fallback``: the pipeline's input, where faces are looked for when none is found on ``image``.
+        """
         if self.refine_fn is None:
             return image, []
-        return self.refine_fn(image, self.enhancer, device=self.device, detector=self.face_detector)
+        return self.refine_fn(image, self.enhancer, device=self.device, detector=self.face_detector,
+                              fallback=fallback)
 
     # ---- the pipeline -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -365,7 +369,7 @@ class Restorer:
         final = restored
         if self.faces and self.refine_fn is not None:
             t0 = time.perf_counter()
-            final, faces = self.refine_faces(restored)
+            final, faces = self.refine_faces(restored, fallback=image if image.shape == restored.shape else None)
             final = final.float().cpu()
             if grayscale:
                 final = gray_to_rgb(rgb_to_luma(final))
