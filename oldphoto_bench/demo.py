@@ -154,7 +154,7 @@ def _frame(image: torch.Tensor, boxes: Sequence[Sequence[float]], width: int = 2
     """``image`` with a red frame of ``width`` pixels around each ``[x0, y0, x1, y1]`` box."""
     out = image.clone()
     h, w = out.shape[-2:]
-    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1)
+    red = torch.tensor([1.0, 0.0, 0.0], dtype=out.dtype).view(1, 3, 1, 1)  # broadcasts over any band
     for box in boxes:
         x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
         x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
@@ -162,8 +162,8 @@ def _frame(image: torch.Tensor, boxes: Sequence[Sequence[float]], width: int = 2
             continue
         out[..., y0 : min(y1, y0 + width), x0:x1] = red
         out[..., max(y0, y1 - width) : y1, x0:x1] = red
-        out[..., y0:y1, x0 : min(x1, x0 + width)] = red.unsqueeze(-1)
-        out[..., y0:y1, max(x0, x1 - width) : x1] = red.unsqueeze(-1)
+        out[..., y0:y1, x0 : min(x1, x0 + width)] = red
+        out[..., y0:y1, max(x0, x1 - width) : x1] = red
     return out
 
 

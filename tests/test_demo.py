@@ -178,3 +178,20 @@ def test_help_says_what_is_written(capsys):
     text = capsys.readouterr().out
     for word in ("contact_sheet.png", "summary.csv", "stages.png", "demo_manifest.json", "--suite embedded"):
         assert word in text
+
+
+def test_frame_draws_a_red_border_around_each_box():
+    import torch
+
+    from oldphoto_bench.demo import _frame
+
+    image = torch.zeros(1, 3, 20, 30)
+    out = _frame(image, [[5.0, 4.0, 15.0, 12.0], [25.0, 15.0, 40.0, 30.0]], width=2)  # second box is clipped
+    red = torch.tensor([1.0, 0.0, 0.0])
+    expected = image.clone()
+    for x0, y0, x1, y1 in ((5, 4, 15, 12), (25, 15, 30, 20)):
+        border = torch.zeros(20, 30, dtype=torch.bool)
+        border[y0:y1, x0:x1] = True
+        border[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] = False
+        expected[0][:, border] = red[:, None]
+    assert torch.equal(out, expected) and torch.equal(image, torch.zeros(1, 3, 20, 30))
