@@ -14,7 +14,7 @@ HELP = """Ship trained checkpoints inside the package (oldphoto_bench/pretrained
   oldphoto-bench ship RUNS                    export every stage trained in RUNS into the package
   oldphoto-bench ship --retrain runs/tiny     THE retrain command: train every shipped stage with
                                               --config tiny on the shared training sets, in order,
-                                              into runs/tiny, then export them (about an hour on 2 CPU
+                                              into runs/tiny, then export them (about 3 hours on 2 CPU
                                               cores); --dry-run prints the commands only
 
 Export: each RUNS/<stage>/last.pt is stripped to what inference needs (stage, config, network specs and

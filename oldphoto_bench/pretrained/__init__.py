@@ -56,7 +56,7 @@ def missing_shipped_message(missing: Iterable[str | Path], dest: str | Path = PR
     return (
         f"missing shipped checkpoint file(s) in {dest}: {', '.join(names)}.\n"
         f"  Recreate every shipped checkpoint with `{RETRAIN_COMMAND}` (needs the shared training data, "
-        "about an hour on 2 CPU cores; `oldphoto-bench ship --help`),\n"
+        "about 3 hours on 2 CPU cores; `oldphoto-bench ship --help`),\n"
         "  or pass --checkpoints RUNS, a folder written by `oldphoto-bench train`."
     )
 
