@@ -75,8 +75,16 @@ class Skip(Exception):
 
 # ---- files -----------------------------------------------------------------------------------------------
 def portable(text: str, work: Path) -> str:
-    """Machine paths in ``text`` as ``<work>/...``, repo-relative or ``../`` paths (none in results)."""
-    labels = sorted([(work, "<work>"), (REPO, "."), (REPO.parent, "..")], key=lambda t: -len(str(t[0])))
+    """Machine paths in ``text`` as ``<work>/...``, repo-relative, ``../`` or ``~/`` paths (none in results).
+
+    The home folder covers e.g. the torch hub cache named in "weights not found" notes. Longer paths are
+    replaced first; on a tie (repo next to the home folder's files) ``..`` wins.
+    """
+    places = [(work, "<work>"), (REPO, "."), (REPO.parent, "..")]
+    home = Path.home()
+    if len(home.parts) > 1:  # never rewrite "/" itself
+        places.append((home, "~"))
+    labels = sorted(places, key=lambda t: -len(str(t[0])))
     for path, label in labels:
         text = re.sub(re.escape(str(path)) + r"(?![\w.-])", label, text)  # whole path components only
     return text

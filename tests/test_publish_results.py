@@ -234,3 +234,11 @@ def test_portable_paths_replace_whole_path_components_only(tmp_path):
     text = f"{repo}/results/x {repo.parent}x/y {work}/cache/a.png {repo.parent}/shared/data {repo}"
     expected = f"./results/x {repo.parent}x/y <work>/cache/a.png ../shared/data ."
     assert publish_results.portable(text, work) == expected
+
+
+def test_portable_paths_name_the_home_folder_as_tilde(tmp_path, monkeypatch):
+    home = tmp_path / "home" / "someone"
+    monkeypatch.setattr(publish_results.Path, "home", classmethod(lambda cls: home))
+    text = f"weights not found in {home}/.cache/torch/hub/checkpoints; {home}x stays"
+    expected = "weights not found in ~/.cache/torch/hub/checkpoints; " + f"{home}x stays"
+    assert publish_results.portable(text, tmp_path / "work") == expected
