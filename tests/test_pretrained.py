@@ -128,7 +128,11 @@ def test_provenance_records_the_run_and_the_file(runs, shipped):
         assert prov["data"]["data"]["sources"] == [{"path": photos, "shared_set": None, "files": 2}]
         assert (prov["data"]["real"] is not None) == bool(row.real)
         assert prov["config"] == ckpt["config"] and prov["seed"] == ckpt["config"]["seed"] == 0
-        assert prov["command"] == manifest["command"] and prov["command_source"] == "manifest.json"
+        # the recorded command, with the training machine's runs folder written as RUNS
+        assert prov["command"] == manifest["command"].replace(f"--out {runs}", "--out RUNS")
+        assert "--out RUNS" in prov["command"] and str(runs) not in prov["command"]
+        assert prov["command_source"].startswith("manifest.json")
+        assert prov["source"]["checkpoint"] == f"RUNS/{row.run}/last.pt"
         assert prov["command"].startswith(f"oldphoto-bench train {' '.join(row.train)} --config smoke")
         assert prov["steps"] == 1 and prov["total_steps"] == 1
         assert prov["training_seconds"] == pytest.approx(ckpt["elapsed"], abs=1e-3)
@@ -294,7 +298,8 @@ def test_retrain_smoke_trains_ships_then_skips_and_resumes(tmp_path):
     assert [e["stage"] for e in list_shipped(dest)] == sorted(STAGE_NAMES)
     for p in plan:  # the printed command is the one the run recorded (less --no-progress)
         recorded = json.loads((dest / p.row.run / "provenance.json").read_text())["command"]
-        assert recorded == " ".join(["oldphoto-bench", *(a for a in p.argv if a != "--no-progress")])
+        printed = " ".join(["oldphoto-bench", *(a for a in p.argv if a != "--no-progress")])
+        assert recorded == printed.replace(f"--out {runs}", "--out RUNS")
         assert p.command in "\n".join(lines)
 
     again = retrain(runs, root, stages="vae-b,mapping", **kw)

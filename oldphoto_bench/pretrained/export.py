@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -145,7 +146,8 @@ def check_training_data(run_cfg: dict[str, Any], where: str) -> None:
 def _command(stage_args: list[str], run_cfg: dict[str, Any], manifest: dict[str, Any]) -> tuple[str, str]:
     recorded = str(manifest.get("command") or "")
     if recorded.startswith("oldphoto-bench train "):
-        return recorded, "manifest.json"
+        # the runs folder of the training machine means nothing elsewhere: shipped files say RUNS
+        return re.sub(r"(--out[ =])\S+", r"\1RUNS", recorded), "manifest.json (--out written as RUNS)"
     parts = ["oldphoto-bench train", *stage_args, "--config CONFIG", "--out RUNS", f"--data {run_cfg.get('data')}"]
     if run_cfg.get("real"):
         parts.append(f"--real {run_cfg['real']}")
@@ -224,9 +226,10 @@ def export_stage(runs: str | Path, row: ShippedStage) -> Export:
         "training": {k: v for k, v in manifest.items() if k not in MANIFEST_SKIP},
         "eval": _read_json(run_dir / "eval.json") or None,
         "config": cfg,
-        "source": {"checkpoint": str(src), "sha256": sha256_file(src), "bytes": src.stat().st_size},
+        "source": {"checkpoint": f"RUNS/{row.run}/{CHECKPOINT_FILE}", "sha256": sha256_file(src),
+                   "bytes": src.stat().st_size},
         "exported": {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "git_revision": git_revision(), "command": _this_command()},
+                     "git_revision": git_revision(), "command": _this_command().replace(str(runs), "RUNS")},
     }
     return Export(row, data, provenance)
 
