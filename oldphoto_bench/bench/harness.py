@@ -39,7 +39,7 @@ from .. import imageio
 from ..metrics import METRICS, Metric, PerImageMetric, SetMetric, try_build
 from ..provenance import atomic_write_bytes
 from ..seeding import derive_seed
-from .methods import Method, MethodContext, MethodInput, method_info, try_build_method
+from .methods import Method, MethodContext, MethodInput, MethodUnavailable, method_info, try_build_method
 from .methods import method_options as known_options
 from .suites import DEFAULT_MAX_SIDE, Suite, prepare_suite
 
@@ -50,7 +50,8 @@ SEED_METHOD = 7  # derive_seed(seed, SEED_METHOD, crc32(name)): the per-photo se
 
 @dataclass
 class MethodRun:
-    """One method's results. ``reason`` is set (and everything else empty) when it could not run."""
+    """One method's results. ``reason`` is set (and everything else empty) when it could not run: unavailable
+    here (a missing package or checkpoint), or ``failed`` (it raised an error on a photo)."""
 
     name: str
     kind: str
@@ -62,10 +63,22 @@ class MethodRun:
     errors: dict[str, str] = field(default_factory=dict)  # metric -> first error seen
     seconds: dict[str, float] = field(default_factory=dict)  # image -> seconds the method took
     calls: int = 0  # photos actually restored in this run (0 on a fully cached rerun)
+    failed: bool = False  # it raised an error while running (``reason`` says where); not merely unavailable
 
     @property
     def available(self) -> bool:
         return self.reason is None
+
+
+class PhotoError(Exception):
+    """A method raised an error on one photo (``text``: its type and first line)."""
+
+    def __init__(self, photo: str, text: str):
+        self.photo, self.text = photo, text
+        super().__init__(f"{photo}: {text}")
+
+    def __reduce__(self):
+        return type(self), (self.photo, self.text)
 
 
 @dataclass
@@ -268,7 +281,12 @@ def run_method(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: i
             image, mask = item.load_degraded(), item.load_mask()
             photo_seed = derive_seed(seed, SEED_METHOD, zlib.crc32(item.name.encode()))
             t0 = time.perf_counter()
-            restored = method.restore(MethodInput(image, item.name, photo_seed, mask))
+            try:
+                restored = method.restore(MethodInput(image, item.name, photo_seed, mask))
+            except (MethodUnavailable, ImportError, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                raise PhotoError(item.name, _first_line(e)) from e
             rec = {"seconds": time.perf_counter() - t0}
             if tuple(restored.shape) != tuple(image.shape):
                 raise ValueError(f"{method.name} returned {tuple(restored.shape)} for a {tuple(image.shape)} photo")
@@ -298,6 +316,28 @@ def run_method(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: i
         except Exception as e:
             run.errors[m.name] = _first_line(e)
     return run
+
+
+def _run_or_reason(method: Method, suite: Suite, out: Path, scorer: _Scorer, seed: int,
+                   ref_features: dict[str, dict[str, np.ndarray]], progress: bool, log: Callable[[str], None]
+                   ) -> MethodRun:
+    """:func:`run_method`, but a method that breaks down (a package it imports only when it runs is missing,
+    or any error on a photo) gets an empty row with the reason, so that the other methods still run."""
+    desc = method.describe()
+    try:
+        return run_method(method, suite, out, scorer, seed, ref_features, progress, log)
+    except KeyboardInterrupt:
+        raise
+    except MethodUnavailable as e:
+        reason, failed = e.reason, False
+    except ImportError as e:
+        reason, failed = f"a package it needs cannot be imported ({_first_line(e)})", False
+    except PhotoError as e:
+        reason, failed = f"failed on photo {e.photo}: {e.text}", True
+    except Exception as e:
+        reason, failed = f"failed: {_first_line(e)}", True
+    log(f"{method.name}: {'failed' if failed else 'unavailable'}: {reason}")
+    return MethodRun(method.name, desc["kind"], desc["description"], desc["settings"], reason=reason, failed=failed)
 
 
 def _reference_features(suite: Suite, out: Path, scorer: _Scorer) -> dict[str, dict[str, np.ndarray]]:
@@ -365,7 +405,7 @@ def run_benchmark(suite: str, methods: Sequence[str | Method] = DEFAULT_METHODS,
             log(f"{m}: unavailable: {reason}")
             runs.append(MethodRun(m, info["kind"], info["description"], reason=reason))
             continue
-        runs.append(run_method(method, the_suite, out, scorer, int(seed), ref_features, progress, log))
+        runs.append(_run_or_reason(method, the_suite, out, scorer, int(seed), ref_features, progress, log))
         del method  # free networks before the next method
     settings = {"suite": suite, "preset": preset, "seed": int(seed), "max_side": int(max_side),
                 "max_images": max_images, "checkpoints": str(ckpt), "device": device, "methods": names,

@@ -135,7 +135,8 @@ def markdown(result: Any, rows: list[dict[str, Any]]) -> str:
         lines += ["", f"**{KID_NOTE}**"]
     notes = []
     notes += [f"- metric `{m}` unavailable: {why}" for m, why in result.unavailable_metrics.items()]
-    notes += [f"- method `{r.name}` unavailable: {r.reason}" for r in result.runs if r.reason]
+    notes += [f"- method `{r.name}` {'did not finish' if getattr(r, 'failed', False) else 'unavailable'}: {r.reason}"
+              for r in result.runs if r.reason]
     for r in result.runs:
         notes += [f"- `{m}` failed for `{r.name}` ({err})" for m, err in r.errors.items()]
         if r.settings.get("mask"):

@@ -17,7 +17,8 @@ Photos larger than --max-side are downscaled first (0 keeps them whole). The age
 and references are written once to OUT/data/{degraded,mask,clean}/ and reused.
 
 Methods (--methods, comma-separated; default input,nlm,bilateral,tv,ours): see --list. A method that
-cannot run here (checkpoints or an optional package missing) gets an empty row with the reason. Our
+cannot run here (checkpoints or an optional package missing) gets an empty row with the reason, and one
+that raises an error on a photo gets an empty row with the error (exit code 1); the others still run. Our
 method reads --checkpoints RUNS (vae-a, vae-b, mapping, and scratch/face when present); the learned
 baselines read RUNS/baseline-pix2pix and RUNS/baseline-unet (`oldphoto-bench train baseline NAME`),
 ours-no-pn RUNS/mapping-no-pn (`oldphoto-bench train mapping-no-pn`). Without --checkpoints, RUNS is
@@ -102,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.no_progress, severity=_split(args.severity),
                            log=lambda line: print(line, file=sys.stderr))
     ran = [r.name for r in result.runs if r.available]
-    skipped = [r.name for r in result.runs if not r.available]
+    skipped = [r.name for r in result.runs if not r.available and not r.failed]
+    failed = [r.name for r in result.runs if r.failed]
     print(f"bench: {len(result.suite)} photo(s), ran {', '.join(ran) or 'nothing'}"
           + (f"; unavailable: {', '.join(skipped)} (reasons in summary.md)" if skipped else "")
+          + (f"; failed: {', '.join(failed)} (errors in summary.md)" if failed else "")
           + f"; results in {args.out}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0

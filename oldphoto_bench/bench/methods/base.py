@@ -124,11 +124,17 @@ def build_method(name: str, ctx: MethodContext | None = None, **options: Any) ->
 
 def try_build_method(name: str, ctx: MethodContext | None = None, **options: Any
                      ) -> tuple[Method | None, str | None]:
-    """``(method, None)`` or ``(None, reason)`` when it is unavailable here. Unknown names still raise."""
+    """``(method, None)`` or ``(None, reason)`` when it is unavailable here: it says so, a package it needs
+    cannot be imported, or a file it reads (e.g. a checkpoint) cannot be opened. Unknown names and bad
+    options still raise."""
     try:
         return build_method(name, ctx, **options), None
     except MethodUnavailable as e:
         return None, e.reason
+    except ImportError as e:
+        return None, f"a package it needs cannot be imported ({type(e).__name__}: {e})"
+    except OSError as e:
+        return None, f"cannot read what it needs ({type(e).__name__}: {e})"
 
 
 def parse_method_options(items: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -64,6 +64,16 @@ class ArrayDenoiser(Method):
         return imageio.to_tensor(np.clip(out, 0.0, 1.0).astype(np.float32))
 
 
+def _require_pywavelets(method: str) -> None:
+    """scikit-image imports PyWavelets only inside ``estimate_sigma``: check at build time, so that a missing
+    package makes the method unavailable (an empty row with the reason) instead of failing on the first photo."""
+    try:
+        import pywt  # noqa: F401
+    except ImportError:
+        raise MethodUnavailable(method, "PyWavelets is not installed (scikit-image's estimate_sigma needs it): "
+                                        "pip install PyWavelets") from None
+
+
 def _estimate_sigma(array: np.ndarray) -> float:
     from skimage.restoration import estimate_sigma
 
@@ -78,6 +88,7 @@ class NonLocalMeans(ArrayDenoiser):
     def __init__(self, ctx: MethodContext, patch_size: int = 5, patch_distance: int = 6, h_factor: float = 0.8,
                  fast_mode: bool = True):
         super().__init__(ctx)
+        _require_pywavelets(self.name)
         self.settings = {"implementation": f"scikit-image {_version('scikit-image')} denoise_nl_means",
                          "patch_size": int(patch_size), "patch_distance": int(patch_distance),
                          "sigma": "estimate_sigma(average_sigmas=True) per photo",
@@ -143,6 +154,7 @@ class BM3D(ArrayDenoiser):
         except ImportError:
             raise MethodUnavailable(self.name, "the optional package bm3d is not installed "
                                                "(pip install 'oldphoto-bench[baselines]' or pip install bm3d)") from None
+        _require_pywavelets(self.name)
         self.settings = {"implementation": f"bm3d {_version('bm3d')} bm3d_rgb (colour space 'opp')",
                          "profile": str(profile), "sigma": "estimate_sigma(average_sigmas=True) per photo",
                          "grayscale": "equal-channel photos: bm3d on one channel, replicated"}
