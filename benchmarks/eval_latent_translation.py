@@ -5,6 +5,8 @@ Clean test photos (Kodak24 by default: never trained on) are aged with a preset,
 no faces), with the partial nonlocal block given either no mask or the synthesizer's ground-truth mask.
 Prints the mean PSNR / SSIM (RGB, data range 1, SSIM as Wang et al.) of the degraded input and of each
 restoration against the clean photo, and writes a JSON with per-image values when --json is given.
+``clean`` is the undamaged photo itself through the same stage (how much the translation harms a photo that
+needs nothing: a good restorer leaves it near VAE_B's reconstruction quality).
 
     python benchmarks/eval_latent_translation.py --checkpoints RUNS --data ../shared/data/clean/kodak24
 """
@@ -27,6 +29,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     ap.add_argument("--max-images", type=int, default=None, help="use only the first N photos")
     ap.add_argument("--json", type=Path, default=None, help="write per-image and mean figures here")
+    ap.add_argument("--no-clean", action="store_true", help="skip the undamaged photo through the translation")
     args = ap.parse_args()
 
     from oldphoto_bench.data import open_source
@@ -49,6 +52,8 @@ def main() -> None:
         outs = {"input": deg.image,
                 "ours (no mask)": restorer.restore_global(deg.image),
                 "ours (gt mask)": restorer.restore_global(deg.image, deg.mask)}
+        if not args.no_clean:
+            outs["clean"] = restorer.restore_global(s.image)
         row = {"image": s.name}
         for k, v in outs.items():
             row[f"{k} psnr"] = float(psnr(v, s.image)[0])

@@ -12,6 +12,16 @@ The nonlocal block sits right after the up-channel convs, at the widest width, a
 up path has a fourth 512 -> 512 conv and a 512 -> 512 first down conv; the issue's 64->128->256->512 is
 used here (``widths`` makes either possible). The last conv has no norm or activation: latents are
 unbounded. Spatial size never changes.
+
+Two options of the small CPU recipe (off by default, as released; ``configs/train/tiny.yaml`` says why they
+are on there):
+
+* ``residual=True``: ``T(z) = z + F(z)`` with the last conv of ``F`` zero-initialised, so T starts as the
+  identity and only learns the correction. With VAE_A warm-started from VAE_B the two latent spaces start
+  aligned, and a clean photo's code passes through unchanged instead of being re-synthesised.
+* ``global_context=True``: a :class:`GlobalContext` (FiLM) layer after the nonlocal block scales and shifts
+  every channel from the mean and standard deviation of the features over the whole image, the statistics
+  that fading, yellowing and contrast shifts change at photo scale.
 """
 
 from __future__ import annotations
@@ -21,12 +31,33 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import ResidualBlock, init_weights_, norm_layer
+from .blocks import ResidualBlock, init_weights_, mark_zero_init, norm_layer
 from .nonlocal_block import PartialNonLocal
 
 
 def _conv3x3_norm_relu(cin: int, cout: int, norm: str) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1), norm_layer(norm, cout), nn.ReLU(inplace=True)]
+
+
+class GlobalContext(nn.Module):
+    """``(N, C, h, w) -> (N, C, h, w)``: ``h * (1 + gamma) + beta``, ``[gamma, beta] = MLP([mean(h), std(h)])``.
+
+    Mean and std are taken over every spatial cell, so the modulation depends on the whole image (at test
+    time the whole photo, in training the crop). The MLP's last layer starts at zero: the identity at init.
+    """
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = int(hidden or channels)
+        self.channels = int(channels)
+        self.mlp = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True),
+                                 mark_zero_init(nn.Linear(hidden, 2 * channels)))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        flat = h.float().flatten(2)
+        stats = torch.cat([flat.mean(-1), flat.std(-1, unbiased=False)], dim=1).to(h.dtype)  # (N, 2C)
+        gamma, beta = self.mlp(stats).chunk(2, dim=1)
+        return h * (1 + gamma[..., None, None]) + beta[..., None, None]
 
 
 class MappingNetwork(nn.Module):
@@ -41,7 +72,8 @@ class MappingNetwork(nn.Module):
     def __init__(self, latent_channels: int = 64, widths: Sequence[int] = (128, 256, 512), n_res_blocks: int = 6,
                  norm: str = "instance", nonlocal_block: bool = False, nonlocal_inter_channels: int | None = None,
                  nonlocal_res_blocks: int = 3, nonlocal_query_chunk: int = 4096,
-                 nonlocal_res_gate_init: float | None = 0.0, init_seed: int = 0):
+                 nonlocal_res_gate_init: float | None = 0.0, residual: bool = False,
+                 global_context: bool = False, init_seed: int = 0):
         super().__init__()
         widths = [int(c) for c in widths]
         if not widths:
@@ -60,8 +92,11 @@ class MappingNetwork(nn.Module):
         down_chans = widths[::-1]  # 512, 256, 128
         for cin, cout in zip(down_chans[:-1], down_chans[1:], strict=True):
             body += _conv3x3_norm_relu(cin, cout, norm)
-        body.append(nn.Conv2d(down_chans[-1], latent_channels, 3, padding=1))
+        last = nn.Conv2d(down_chans[-1], latent_channels, 3, padding=1)
+        body.append(mark_zero_init(last) if residual else last)
         self.body = nn.Sequential(*body)
+        self.context = GlobalContext(widths[-1]) if global_context else None
+        self.residual = bool(residual)
         init_weights_(self, init_seed)
 
     @property
@@ -82,4 +117,7 @@ class MappingNetwork(nn.Module):
             h = self.nonlocal_block(h, valid)
         elif valid is not None:
             raise ValueError("this MappingNetwork has no nonlocal block (nonlocal_block=False); pass valid=None")
-        return self.body(h)
+        if self.context is not None:
+            h = self.context(h)
+        out = self.body(h)
+        return z + out if self.residual else out

@@ -127,7 +127,10 @@ class LayerwiseRunner:
             raise ValueError(
                 "this MappingNetwork has no nonlocal block (nonlocal_block=False); pass valid=None"
             )
-        return self.run(mapping.body, h, owned=True)
+        if mapping.context is not None:  # per-channel statistics over the whole grid: O(h) memory
+            h = mapping.context(h)
+        out = self.run(mapping.body, h, owned=True)
+        return out.add_(z) if mapping.residual else out
 
     @torch.no_grad()
     def run(self, module: nn.Module, x: torch.Tensor, owned: bool = False) -> torch.Tensor:

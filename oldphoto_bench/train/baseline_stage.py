@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from ..data import PairsDataset
 from ..losses import l1_reconstruction
 from ..models import NETWORKS
 from ..models.baselines import UNetGenerator
@@ -117,8 +116,7 @@ class BaselineStage(Stage):
         if crop % self.models["generator"].multiple:
             self.ctx.note(f"note: crops of {crop} px are padded to a multiple of "
                           f"{self.models['generator'].multiple} inside the U-Net")
-        ds = PairsDataset(self.open_source(self.ctx.data), data["preset"], crop=crop, train=True,
-                          seed=self.dataset_seed(6))
+        ds = self.synthetic_pairs(self.ctx.data, 6, crop=crop)
         self.add_stream("pairs", ds, int(data["batch_size"]))
         self.extra["baseline"] = self.baseline
 

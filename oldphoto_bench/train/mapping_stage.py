@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 
-from ..data import PairsDataset
 from ..losses import l1_reconstruction, latent_l1
 from ..models import latent_valid_from_mask
 from .adversarial import discriminator_term, generator_terms
@@ -51,8 +50,7 @@ class MappingStage(Stage):
         self.adversarial = float(cfg["loss"]["gan"]) > 0 or float(cfg["loss"]["feature_matching"]) > 0
         self.vgg = setup_vgg(self)
         data = cfg["data"]
-        ds = PairsDataset(self.open_source(self.ctx.data), data["preset"], crop=int(data["crop"]), train=True,
-                          seed=self.dataset_seed(3))
+        ds = self.synthetic_pairs(self.ctx.data, 3)
         self.add_stream("pairs", ds, int(data["batch_size"]))
 
     def train_step(self, step: int) -> dict[str, float]:

@@ -131,6 +131,26 @@ class VAEAStage(VAEStage):
 
     main_stream = "synthetic"
 
+    def build(self) -> None:
+        super().build()
+        init = self.cfg["model"].get("vae_a_init")
+        if init in (None, "", "none"):
+            return
+        if init != "vae-b":
+            raise KeyError(f"unknown model.vae_a_init {init!r}; valid: vae-b, none")
+        # Warm start: VAE_A begins as VAE_B, so the old photos' latent space starts where the clean photos'
+        # is and the mapping only has to learn the difference (a resumed run loads its own weights after).
+        from .artifacts import load_vae
+
+        source = load_vae(self.ctx.runs, "vae-b", "cpu")
+        try:
+            self.models["vae"].load_state_dict(source.state_dict())
+        except RuntimeError as e:
+            raise ValueError("model.vae_a_init: vae-b: RUNS/vae-b was trained with another model.vae "
+                             f"({str(e).splitlines()[0]})") from None
+        self.extra["vae_a_init"] = "vae-b"
+        self.ctx.note("VAE_A starts from VAE_B's weights (model.vae_a_init: vae-b)")
+
     def build_data(self) -> None:
         data, model = self.cfg["data"], self.cfg["model"]
         batch = int(data["batch_size"])
@@ -152,8 +172,7 @@ class VAEAStage(VAEStage):
             self.ctx.note("warning: no --real folder of real old photos: VAE_A trains on synthetic old photos X "
                           "alone and the latent adversarial loss is off")
         self.n_real = n_real
-        synthetic = PairsDataset(self.open_source(self.ctx.data), data["preset"], crop=int(data["crop"]), train=True,
-                                 seed=self.dataset_seed(1))
+        synthetic = self.synthetic_pairs(self.ctx.data, 1)
         self.add_stream("synthetic", synthetic, max(1, batch - n_real))
         self.extra["batch"] = {"real": n_real, "synthetic": max(1, batch - n_real)}
 
