@@ -131,7 +131,9 @@ class Restorer:
             pixels, and the VAE/mapping layer by layer with bands of about ``64 N^2`` floats. The VAE/mapping
             result does not depend on it (exact); the detector's tiles are cross-faded.
         face_backend: ``auto``, ``dlib`` or ``cascade`` (:func:`oldphoto_bench.faces.build_detector`).
-        threshold: scratch probability at or above which a pixel is masked.
+        threshold: scratch probability at or above which a pixel is masked; ``None``: the threshold
+            calibrated when the detector was trained (for a false-positive budget on undamaged training
+            crops), or the released 0.4 for a detector without one.
         dilation: pixels the mask grows by (0: none).
         attention: ``"linear"`` or ``"dense"`` (the released N x N attention; for the scaling benchmark).
         band_elements: override the floats per band of the layer-by-layer mode.
@@ -148,7 +150,7 @@ class Restorer:
         faces: bool = True,
         tile: int | None = None,
         face_backend: str = "auto",
-        threshold: float = DETECTION_THRESHOLD,
+        threshold: float | None = None,
         dilation: int = MASK_DILATION,
         attention: str = "linear",
         band_elements: int | None = None,
@@ -166,7 +168,8 @@ class Restorer:
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device cuda was asked for, but torch sees no CUDA device")
         self.with_scratch, self.faces, self.tile = bool(with_scratch), bool(faces), tile
-        self.threshold, self.dilation, self.attention = float(threshold), int(dilation), attention
+        self.threshold = DETECTION_THRESHOLD if threshold is None else float(threshold)
+        self.dilation, self.attention = int(dilation), attention
         if band_elements is None:
             band_elements = DEFAULT_BAND_ELEMENTS if not tile else int(tile) ** 2 * 64
         self.band_elements = int(band_elements)
@@ -176,6 +179,10 @@ class Restorer:
         self.vae_b = load_vae(self.runs, "vae-b", self.device)
         self.mapping = load_mapping(self.runs, self.device)
         self.detector = load_scratch(self.runs, self.device) if self.with_scratch else None
+        if self.detector is not None and threshold is None:
+            from ..train.artifacts import load_scratch_threshold
+
+            self.threshold = load_scratch_threshold(self.runs) or DETECTION_THRESHOLD
         self._check_compatible()
         self.refine_fn = self.enhancer = self.face_detector = None
         if self.faces:

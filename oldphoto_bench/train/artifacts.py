@@ -84,6 +84,14 @@ def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> Scratc
     return _network(ckpt, path, runs, "scratch", "detector", device)
 
 
+def load_scratch_threshold(runs: str | Path) -> float | None:
+    """The detection threshold calibrated when ``runs/scratch`` was trained (``extra.threshold``), or None
+    for a checkpoint trained before calibration existed."""
+    ckpt, _ = _load(runs, "scratch", "cpu")
+    value = (ckpt.get("extra") or {}).get("threshold")
+    return None if value is None else float(value)
+
+
 def load_face(runs: str | Path, device: str | torch.device = "cpu") -> SPADEFaceGenerator:
     """The trained face enhancer (``runs/face/last.pt``), frozen, in eval mode, on ``device``; its ``size`` is
     the face size it was trained at."""

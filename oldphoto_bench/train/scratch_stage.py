@@ -12,8 +12,10 @@ photo)::
 
 After the last step it evaluates the detector on held-back synthetic pairs (new damage drawn with another
 seed on centre crops, ``data.scratch_eval``) and writes precision, recall, F1, IoU and ROC AUC at the
-detection threshold to ``RUNS/scratch/eval.json`` and the run log. :func:`evaluate_scratch` does the same
-for a trained checkpoint on any source (e.g. the test sets).
+detection threshold to ``RUNS/scratch/eval.json`` and the run log, then calibrates the threshold on more
+held-back crops of the training photos for a false-positive budget (:mod:`.scratch_calibration`,
+``data.scratch_eval.max_false_positive``); the checkpoint keeps it (``extra.threshold``) and the restore
+pipeline uses it. :func:`evaluate_scratch` evaluates a trained checkpoint on any source (e.g. the test sets).
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ from ..provenance import atomic_write_bytes
 from ..seeding import derive_seed
 from ..segmentation_metrics import MaskMetrics
 from .recipes import total_steps
+from .scratch_calibration import DEFAULT_MAX_FALSE_POSITIVE, calibrate_threshold
 from .stages import STAGES, Stage
 
 EVAL_FILE = "eval.json"
 SEED_EVAL = 5  # derive_seed(seed, SEED_EVAL, ...): the held-back damage (training uses SEED_DATA)
-DEFAULT_EVAL = {"images": 16, "crop": 128}
+DEFAULT_EVAL = {"images": 16, "crop": 128, "max_false_positive": DEFAULT_MAX_FALSE_POSITIVE}
 
 
-def _eval_settings(cfg: Mapping[str, Any]) -> dict[str, int]:
+def _eval_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {**DEFAULT_EVAL, **(cfg["data"].get("scratch_eval") or {})}
 
 
@@ -183,7 +186,22 @@ class ScratchStage(Stage):
             self.device,
         )
         result["source"] = self.ctx.data
+        calibration = calibrate_threshold(
+            self.models["detector"], self.source, self.cfg["data"]["preset"], 2 * int(settings["images"]),
+            derive_seed(self.seed, SEED_EVAL, 1), int(settings["crop"]),
+            float(settings["max_false_positive"]), self.device,
+        )
+        result["calibration"] = calibration
+        self.extra["threshold"] = calibration["threshold"]
+        self.extra["calibration"] = calibration
         _write_eval(Path(self.ctx.runs) / "scratch" / EVAL_FILE, result)
+        self.ctx.note(
+            f"scratch threshold calibrated on held-back training crops: {calibration['threshold']:.2f} "
+            f"(false positives {100 * calibration['false_positive']:.2f}% of undamaged pixels, budget "
+            f"{100 * calibration['max_false_positive']:.2f}%; F1 {calibration['f1']:.3f}; at the released 0.4: "
+            f"false positives {100 * calibration['released']['false_positive']:.2f}%, "
+            f"F1 {calibration['released']['f1']:.3f})"
+        )
         self.ctx.note(
             f"scratch eval on {result['images']} held-back synthetic pairs ({result['crop']} px, new "
             f"damage): F1 {result['f1']:.3f}, IoU {result['iou']:.3f}, AUC {result['auc']:.3f} at "

@@ -31,11 +31,13 @@ class DamageMasks:
         self.detector = None
         self.device = ctx.device
         if path.is_file():
-            from ...train.artifacts import load_scratch
+            from ...models import DETECTION_THRESHOLD
+            from ...train.artifacts import load_scratch, load_scratch_threshold
 
             self.detector = load_scratch(ctx.checkpoints, ctx.device)
+            self.threshold = load_scratch_threshold(ctx.checkpoints) or DETECTION_THRESHOLD
             self.source = DETECTED
-            self.description = (f"detected by our scratch detector {path} (luma, tiled, sigmoid >= threshold, "
+            self.description = (f"detected by our scratch detector {path} (luma, tiled, sigmoid >= its calibrated threshold, "
                                 "dilated as in the restore pipeline)")
         elif ctx.has_masks:
             self.source = GROUND_TRUTH
@@ -51,7 +53,7 @@ class DamageMasks:
             if item.mask is None:
                 raise ValueError(f"{item.name}: the suite gave no ground-truth mask")
             return (item.mask > 0.5).float()
-        from ...models import DETECTION_THRESHOLD, to_detector_input
+        from ...models import to_detector_input
         from ...restore.restorer import DEFAULT_TILE, DETECTOR_OVERLAP, MASK_DILATION
         from ...restore.tiling import run_tiled
 
@@ -59,6 +61,6 @@ class DamageMasks:
         overlap = max(m, min(DETECTOR_OVERLAP, (DEFAULT_TILE // 2) // m * m))
         prob = run_tiled(self.detector.predict_proba, to_detector_input(item.image.float()), tile=DEFAULT_TILE,
                          overlap=overlap, multiple=m, margin=overlap // 4, device=self.device)
-        mask = (prob >= DETECTION_THRESHOLD).float()
+        mask = (prob >= self.threshold).float()
         k = 2 * MASK_DILATION + 1
         return F.max_pool2d(mask, k, stride=1, padding=MASK_DILATION) if MASK_DILATION else mask
