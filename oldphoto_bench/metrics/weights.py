@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..provenance import temp_file
 
 ENV_DIR = "OLDPHOTO_WEIGHTS"
 FETCH_HINT = "oldphoto-bench weights fetch"
@@ -253,8 +254,7 @@ def fetch(key: str, dest_dir: str | os.PathLike | None = None, *, force: bool = 
     if target.is_file() and not force and digest_matches(file_digest(target), entry):
         return target
     dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{entry.filename}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file(dest, entry.filename, suffix=".part")
     try:
         h, done = hashlib.sha256(), 0
         req = urllib.request.Request(entry.url, headers={"User-Agent": "oldphoto-bench"})

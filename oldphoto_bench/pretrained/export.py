@@ -38,7 +38,7 @@ SHIPPED_MODE = 0o644  # package data readable by every user (the temporary files
 # checkpoint keys an inference checkpoint keeps (optimizers, scaler, streams, generators are training state)
 KEPT_KEYS = ("format", "stage", "step", "elapsed", "config", "extra")
 # manifest keys copied under "provenance.training" (the rest are config/versions, stored on their own)
-MANIFEST_SKIP = ("config", "versions", "git_revision", "seed", "command", "created")
+MANIFEST_SKIP = ("config", "versions", "git_revision", "seed", "command", "created", "earlier_runs")
 
 
 @dataclass
