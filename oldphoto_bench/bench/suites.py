@@ -217,11 +217,18 @@ def prepare_suite(spec: str, out: str | Path, preset: str = "paper", seed: int =
     return _from_index(saved, data)
 
 
+_STEM = re.compile(r"[A-Za-z0-9._+-]+")  # what safe_stem produces: a file-name stem, never a path
+
+
 def _from_index(saved: dict[str, Any], data: Path) -> Suite:
     settings = saved["settings"]
     items = []
     for e in saved["items"]:
         stem = e["name"]
+        # names become file names under OUT (data/, cache/): one that is a path could lead writes out of OUT
+        if not isinstance(stem, str) or not _STEM.fullmatch(stem) or stem.strip(".") == "":
+            raise ValueError(f"{data / SUITE_FILE}: photo name {stem!r} is not a plain file name (letters, digits "
+                             f"and ._+- only); delete {data} to prepare the suite again")
         ref = saved["has_reference"]
         items.append(SuiteItem(stem, data / "degraded" / f"{stem}.png",
                                data / "clean" / f"{stem}.png" if ref else None,
