@@ -91,9 +91,10 @@ def test_missing_input_exit_1_and_usage_error_exit_2(tmp_path, capsys):
 def test_never_writes_over_inputs_and_keeps_existing(tmp_path, capsys):
     src = _write_photos(tmp_path / "in", n=2)
     before = [p.read_bytes() for p in src]
-    # --out equal to the input folder: outputs would replace the inputs
-    assert main(["degrade", str(tmp_path / "in"), "--out", str(tmp_path / "in"), "--no-progress"]) == 1
+    # --out equal to the input folder: outputs would replace the inputs; refused before anything is written
+    assert main(["degrade", str(tmp_path / "in"), "--out", str(tmp_path / "in"), "--no-progress"]) == 2
     assert [p.read_bytes() for p in src] == before
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(p.name for p in src)
     out = tmp_path / "out"
     assert main(["degrade", str(src[0]), "--out", str(out), "--seed", "1", "--no-progress"]) == 0
     first = (out / "photo0.png").read_bytes()
