@@ -19,3 +19,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory) -> Path:
+    """Smoke checkpoints of the restore stages (vae-a, vae-b, mapping, scratch), trained once per session
+    with two steps each (a few seconds): enough to run `restore` end to end, not to restore well."""
+    from oldphoto_bench.train import train_stage
+
+    root = tmp_path_factory.mktemp("smoke_runs")
+    for stage in ("vae-a", "vae-b", "mapping", "scratch"):
+        train_stage(stage, "smoke", runs=root, data="embedded", progress=False, overrides=["schedule.steps=2"])
+    return root

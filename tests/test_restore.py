@@ -25,14 +25,9 @@ STAGES = ("vae-a", "vae-b", "mapping", "scratch")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    """Smoke checkpoints of every stage, trained once for this module (a few seconds)."""
-    root = tmp_path_factory.mktemp("runs")
-    for stage in STAGES:
-        train_stage(
-            stage, "smoke", runs=root, data="embedded", progress=False, overrides=["schedule.steps=2"]
-        )
-    return root
+def runs(smoke_runs) -> Path:
+    """Smoke checkpoints of every stage, trained once per session (a few seconds; see conftest.py)."""
+    return smoke_runs
 
 
 def _photo(h: int, w: int, seed: int) -> torch.Tensor:
@@ -290,12 +285,12 @@ def test_cli_keeps_outputs_and_never_writes_over_inputs(runs, tmp_path, capsys):
     final.write_bytes(b"user edit")  # an existing output must survive a second run
     assert main(args) == 0
     assert final.read_bytes() == b"user edit"
-    assert _report(out)["a.png"]["status"] == "kept"
+    assert _report(out)["a.png"]["status"] == "ok"  # the entry of the run that wrote it is kept
     assert "exists, kept" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert load_image(final)[0].shape == (1, 3, 36, 44) and _report(out)["a.png"]["status"] == "ok"
 
-    # an input that sits where its output would go is never written over, even with --overwrite
+    # an input that sits where its output would go is refused before anything is written, even with --overwrite
     inside = tmp_path / "o2" / "final"
     victim = _write(inside / "b.png", _photo(20, 20, 13))
     before = victim.read_bytes()
@@ -313,10 +308,11 @@ def test_cli_keeps_outputs_and_never_writes_over_inputs(runs, tmp_path, capsys):
                 "--overwrite",
             ]
         )
-        == 1
+        == 2
     )
     assert victim.read_bytes() == before
-    assert "write over an input" in _report(tmp_path / "o2")["b.png"]["error"]
+    assert "would be written over" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o2").rglob("*")) == ["b.png", "final"]
     assert photo.is_file()
 
 

@@ -18,13 +18,17 @@ For each input image it writes, into --out:
   masks/<stem>.png    the scratch mask (0 or 255; only with --with-scratch)
   stage1/<stem>.png   the global restoration (before faces)
   final/<stem>.png    the final result
-and DIR/report.json for the whole run (rewritten at the end, atomically):
-  {"images": [{"input": PATH, "output": PATH, "status": "ok" | "error" | "kept", "error": MESSAGE | null,
-               "faces": [...], "seconds": S, ...}]}
+and DIR/report.json for the folder (rewritten atomically after every image):
+  {"images": [{"input": PATH, "stem": NAME, "output": PATH, "status": "ok" | "error" | "kept",
+               "error": MESSAGE | null, "faces": [...], "seconds": S, ...}]}
+A rerun into the same folder replaces the entries of the images it processes and keeps the others;
+manifest.json keeps the earlier runs under "earlier_runs".
 Outputs have the input's size and orientation (EXIF applied); grayscale in, grayscale out. Any size works:
 large photos run in bounded memory (the detector in blended tiles, the VAEs and the mapping layer by layer).
-A bad input is reported with its file name and skipped; the exit code is then 1. Inputs are never written
-over; an image whose outputs exist is kept as it is (status "kept") unless --overwrite.
+A bad input is reported with its file name and skipped; the exit code is then 1. An input that is one of
+the outputs (a photo named report.json, a photo inside --out/final) is refused before anything is written
+(exit code 2). An image whose final output exists is kept as it is (status "kept", its earlier entry kept)
+unless --overwrite; one without it (an interrupted run) is restored again.
 Checkpoints: without --checkpoints, restore uses %(default_runs)s,
 trained with the tiny recipe (`oldphoto-bench ship --list` says on what). --checkpoints RUNS uses your
 own, from `oldphoto-bench train STAGE`: vae-a, vae-b and mapping, scratch with --with-scratch, face
@@ -100,6 +104,14 @@ def _write_report(path: Path, entries: list[dict]) -> None:
     atomic_write_bytes(path, (json.dumps(_jsonable({"images": entries}), indent=1) + "\n").encode())
 
 
+def _entry_key(entry: dict) -> tuple[str, str]:
+    """Report entries describe output files, so an image's entry is found by its output stem."""
+    if entry.get("stem"):
+        return ("stem", entry["stem"])
+    named = entry.get("output") or entry.get("stage1")
+    return ("stem", Path(named).stem) if named else ("input", str(entry.get("input")))
+
+
 def _outputs(out: Path, stem: str, with_scratch: bool) -> dict[str, Path]:
     paths = {"final": out / "final" / f"{stem}.png", "stage1": out / "stage1" / f"{stem}.png"}
     if with_scratch:
@@ -134,13 +146,22 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..imageio import DEFAULT_MAX_PIXELS, ImageError
-    from ..provenance import write_manifest
+    from ..provenance import earlier_runs, write_manifest
     from ..restore import Restorer
     from .inputs import expand_inputs
+    from .outputs import load_entries, merge_entries, refuse_inputs_among_outputs
 
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be positive, got {args.max_pixels}")
     files, problems = expand_inputs(args.inputs)
+    out: Path = args.out
+    report = out / "report.json"
+    outputs = {f.stem: _outputs(out, f.stem, args.with_scratch) for f in files}
+    refuse_inputs_among_outputs(files, [out / "manifest.json", report,
+                                        *(p for paths in outputs.values() for p in paths.values())])
+    earlier = [e for e in load_entries(report, "images") if isinstance(e, dict)]
+    earlier_by_key = {_entry_key(e): e for e in earlier}
+    earlier_runs(out / "manifest.json")  # refuses a manifest.json that is not ours before anything is written
     entries: list[dict] = []
     for raw, msg in problems:
         print(f"error: {msg}", file=sys.stderr)
@@ -157,11 +178,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in restorer.notes:
         print(f"note: {note}", file=sys.stderr)
-    out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    report = out / "report.json"
     max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
-    input_paths = {f.path.resolve() for f in files}
     write_manifest(
         out / "manifest.json",
         config={
@@ -180,9 +198,10 @@ def run(args: argparse.Namespace) -> int:
     counts = {"ok": 0, "error": len(problems), "kept": 0}
     bar = tqdm(files, unit="img", desc="restore", disable=args.no_progress or not files)
     for f in bar:
-        paths = _outputs(out, f.stem, args.with_scratch)
+        paths = outputs[f.stem]
         entry = {
             "input": str(f.path),
+            "stem": f.stem,
             "output": str(paths["final"]),
             "status": "ok",
             "error": None,
@@ -191,17 +210,16 @@ def run(args: argparse.Namespace) -> int:
             "stage1": str(paths["stage1"]),
             "mask": str(paths["mask"]) if "mask" in paths else None,
         }
-        existing = [p for p in paths.values() if p.exists()]
         t0 = time.perf_counter()
-        if any(p.resolve() in input_paths for p in paths.values()):
-            entry.update(
-                status="error", error=f"{f.path}: an output would write over an input; choose another --out"
-            )
-        elif existing and not args.overwrite:
-            kept = str(paths["final"]) if paths["final"].exists() else None
-            entry.update(status="kept", error=None, output=kept)
+        kept = paths["final"].exists() and not args.overwrite
+        if kept:
+            before = earlier_by_key.get(_entry_key(entry))
+            if before is not None and before.get("status") in ("ok", "kept"):
+                entry = before  # it describes the files that are kept
+            else:
+                entry.update(status="kept", error=None)
             bar.write(
-                f"{f.path}: output {existing[0]} exists, kept (use --overwrite to replace it)",
+                f"{f.path}: output {paths['final']} exists, kept (use --overwrite to replace it)",
                 file=sys.stderr,
             )
         else:
@@ -216,12 +234,14 @@ def run(args: argparse.Namespace) -> int:
         if entry["status"] == "error":
             entry.update(output=None, stage1=None, mask=None)
             bar.write(f"error: {entry['error']}", file=sys.stderr)
-        entry["seconds"] = round(time.perf_counter() - t0, 4)
-        counts[entry["status"]] += 1
+        if not kept:
+            entry["seconds"] = round(time.perf_counter() - t0, 4)
+        counts["kept" if kept else entry["status"]] += 1
         entries.append(entry)
-        _write_report(report, entries)  # after every image, so an interrupted run leaves a report too
+        # after every image, so an interrupted run leaves a report too; earlier runs' entries are kept
+        _write_report(report, merge_entries(earlier, entries, _entry_key))
     bar.close()
-    _write_report(report, entries)
+    _write_report(report, merge_entries(earlier, entries, _entry_key))
     print(
         f"restored {counts['ok']} image(s) into {out}"
         + (f", kept {counts['kept']} existing" if counts["kept"] else "")
