@@ -195,7 +195,7 @@ def test_faces_cli_writes_crops_and_json_and_exits_1_on_a_bad_file(tmp_path, cap
     with Image.open(out / face["crop"]) as crop:
         assert crop.size == (128, 128)
     assert [f["input"].rsplit("/", 1)[-1] for f in report["failed"]] == ["broken.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["astronaut_face0.png", "faces.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut_face0.png", "faces.json", "manifest.json"]
 
 
 def test_faces_cli_help_mentions_outputs(capsys):
