@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import stat
 import threading
 import warnings
 from dataclasses import dataclass
@@ -190,15 +191,20 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 def _check_file(path: str | os.PathLike) -> Path:
     p = Path(path)
-    if not p.exists():
-        raise ImageError(p, "file not found")
-    if p.is_dir():
-        raise ImageError(p, "is a directory, not an image file")
     try:
-        size = p.stat().st_size
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise ImageError(p, f"cannot read file: it is a link to {os.readlink(p)}, which does not exist") from None
+        raise ImageError(p, "file not found") from None
+    except PermissionError:
+        raise ImageError(p, "cannot read file: permission denied (a folder on its path may not be "
+                            "searchable)") from None
     except OSError as e:
         raise ImageError(p, f"cannot read file: {e.strerror or e}") from None
-    if size == 0:
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(p, "is a directory, not an image file")
+    if st.st_size == 0:
         raise ImageError(p, "file is empty (0 bytes)")
     if not os.access(p, os.R_OK):
         raise ImageError(p, "cannot read file: permission denied")
@@ -237,6 +243,12 @@ def _open(p: Path) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(p, "not an image in a supported format (PNG, JPEG, TIFF, BMP, WebP, GIF), "
                             "or its header is corrupt") from None
+    except PermissionError:
+        raise ImageError(p, "cannot read file: permission denied") from None
+    except OSError as e:
+        if e.errno is None:  # PIL's own decoding errors carry no errno
+            raise ImageError(p, f"corrupt image header ({_first_line(e)})") from None
+        raise ImageError(p, f"cannot read file: {e.strerror or e}") from None
     except Exception as e:  # third-party decoders raise many types on malformed headers
         raise ImageError(p, f"corrupt image header ({_first_line(e)})") from None
 
@@ -320,6 +332,16 @@ def _read_16bit_cv2(p: Path, orientation: int) -> np.ndarray | None:
     if orientation in _ORIENT_OPS:
         x = _ORIENT_OPS[orientation](x)
     return np.ascontiguousarray(x)
+
+
+def probe_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding pixels: a cheap check that
+    :func:`load_image` can start. Raises :class:`ImageError` as :func:`load_image` does (truncated pixel data
+    is found only by decoding)."""
+    p = _check_file(path)
+    with _open(p) as im:
+        _check_size(p, im.width, im.height, max_pixels)
+        return int(im.width), int(im.height)
 
 
 def load_image(

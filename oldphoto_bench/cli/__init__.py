@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_common(args)
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -61,6 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"oldphoto-bench {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused something the run needed (full disk, permissions, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"oldphoto-bench {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """Before any work: the output folder can hold the results, and the device exists."""
+    from .checks import check_device, check_out_dir
+
+    if getattr(args, "out", None) is not None and not getattr(args, "list", False):
+        check_out_dir(args.out, "--out")
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, "--device")
 
 
 if __name__ == "__main__":
