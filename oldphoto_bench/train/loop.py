@@ -106,6 +106,7 @@ class Trainer:
         self.cfg = dict(cfg)
         self.cfg["run"] = {"stage": stage, "data": data, "real": real, "device": device,
                            "world_size": self.dist.world_size, "stage_args": list(stage_args)}
+        changed = self._check_resume(ckpt["config"]) if ckpt is not None else []  # before any file is touched
         if overwrite and not resume and self.dist.is_main:
             for name in RUN_FILES:
                 (self.dir / name).unlink(missing_ok=True)
@@ -114,8 +115,8 @@ class Trainer:
                           tensorboard=tensorboard)
         for line in notes:
             self.log.note(line)
-        if ckpt is not None:
-            self._check_resume(ckpt["config"])
+        if changed:
+            self.log.note("--resume with changed settings: " + "; ".join(changed))
         ctx = StageContext(runs=self.runs, data=data, real=real, device=device, dist=self.dist,
                            stage_args=tuple(stage_args), note=self.log.note)
         self.stage = stage_cls(self.cfg, ctx)
@@ -138,15 +139,18 @@ class Trainer:
                 extra["command"] = command
             write_manifest(self.dir / "manifest.json", seed=self.cfg["seed"], config=self.cfg, **extra)
 
-    def _check_resume(self, old: Mapping[str, Any]) -> None:
+    def _check_resume(self, old: Mapping[str, Any]) -> list[str]:
+        """Refuse a resume whose networks differ from the checkpoint's; -> the other changed settings."""
         if old.get("model") != self.cfg["model"]:
-            raise ValueError(f"--resume: the model config differs from the one {self.ckpt_path} was trained with; "
-                             "resume with the same config, or start over with --overwrite")
+            before, after = _flat(old.get("model", {}), "model."), _flat(self.cfg["model"], "model.")
+            diff = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+                    if before.get(k) != after.get(k)]
+            raise ValueError(f"--resume: the model config differs from the one {self.ckpt_path} was trained with "
+                             f"({'; '.join(diff[:3])}); resume with the same config, or start over with "
+                             "--overwrite (nothing was changed)")
         before, after = _flat(old), _flat(self.cfg)
-        changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-        if changed:
-            self.log.note("--resume with changed settings: " + "; ".join(
-                f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed))
+        return [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+                if before.get(k) != after.get(k)]
 
     def save(self) -> None:
         if self.dist.is_main:

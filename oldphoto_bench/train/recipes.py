@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import apply_overrides, load_config
+from .schema import check_config
 
 SECTIONS = ("seed", "data", "model", "optim", "loss", "schedule")
 
@@ -45,7 +46,8 @@ def resolve_config(config: str | Path | Mapping[str, Any], stage: str, overrides
                    ) -> dict[str, Any]:
     """The config of one stage: the recipe, its ``stages.<stage>`` section merged in, then the overrides.
 
-    Raises ``KeyError`` listing the valid keys for an unknown override key or stage-section key.
+    Raises ``KeyError`` listing the valid keys for an unknown override key or stage-section key, and
+    ``ValueError`` naming the key for a value of the wrong kind or out of range (:mod:`.schema`).
     """
     from .stages import STAGES
 
@@ -59,7 +61,9 @@ def resolve_config(config: str | Path | Mapping[str, Any], stage: str, overrides
     if unknown:
         raise KeyError(f"unknown stage(s) {unknown} under 'stages'; valid names: {', '.join(STAGES.names())}")
     merged = _merge(raw, sections.get(stage) or {}, f"stages.{stage}")
-    return apply_overrides(merged, [o for o in overrides if o not in stage_sets])
+    cfg = apply_overrides(merged, [o for o in overrides if o not in stage_sets])
+    check_config(cfg)
+    return cfg
 
 
 def total_steps(cfg: Mapping[str, Any], steps_per_epoch: int) -> int:
