@@ -62,7 +62,9 @@ class VGGPerceptual(nn.Module):
         # Built on the meta device and filled by assignment: no random init, no global RNG, no download.
         with torch.device("meta"):
             net = vgg19(weights=None)
-        state = torch.load(found, map_location="cpu", weights_only=True)
+        from ..train.checkpoint import load_tensors
+
+        state = load_tensors(found, "cpu", what="VGG19 weights file")
         features = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         net.features.load_state_dict(features, assign=True)
         ends = [end for end, _ in VGG_LAYERS]

@@ -14,6 +14,8 @@ reads it)::
 from __future__ import annotations
 
 import io
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,13 +40,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated / foreign files: say which file
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from None
+    ckpt = load_tensors(path, map_location, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an oldphoto-bench training checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
+
+
+def load_tensors(path: str | Path, map_location: str | torch.device = "cpu", what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, numbers, strings and containers only, so that loading
+    never runs code. A file holding other pickled objects is refused with our own ``ValueError`` (it is
+    not loaded, and we never suggest ``weights_only=False``); other read errors name the file too."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        detail = f" ({found.group(1)})" if found else ""
+        raise ValueError(f"{what} {path} holds pickled Python objects{detail} besides tensors and plain values; "
+                         "an untrusted pickle can run code when loaded, so it was not loaded. Use a file written "
+                         "by oldphoto-bench (train, ship) or one holding a plain state_dict") from None
+    except Exception as e:  # truncated or foreign files
+        text = str(e).strip().splitlines()
+        raise ValueError(f"cannot read {what} {path}: {type(e).__name__}: {text[0] if text else ''}") from None
 
 
 def generator_states(generators: Mapping[str, torch.Generator]) -> dict[str, torch.Tensor]:
