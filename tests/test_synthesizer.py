@@ -202,7 +202,9 @@ def test_unknown_op_lists_valid_names():
     ({"p": 1.5, "ops": [{"type": "jpeg"}]}, ValueError),                        # p out of [0, 1]
     ({"weights": [1], "ops": [{"type": "jpeg"}]}, ValueError),                  # weights need choice
     ({"weights": [1], "choice": [{"type": "jpeg"}, {"type": "grayscale"}]}, ValueError),  # one per op
-    ({"ops": [{"type": "jpeg", "qualty": [50, 60]}]}, TypeError),              # bad op argument
+    ({"ops": [{"type": "jpeg", "qualty": [50, 60]}]}, KeyError),               # unknown op argument
+    ({"ops": [{"type": "jpeg", "quality": [0, 60]}]}, ValueError),             # out of its range
+    ({"choice": [{"type": "jpeg"}], "weights": [0]}, ValueError),               # no positive weight
 ])
 def test_bad_groups_rejected(group, error):
     with pytest.raises(error):

@@ -24,6 +24,7 @@ Record shape::
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,14 +58,23 @@ class _Group:
             raise KeyError(f"unknown preset group keys {sorted(unknown)}; valid: p, ops, choice, weights, name")
         if ("ops" in spec) == ("choice" in spec):
             raise ValueError(f"a preset group needs exactly one of 'ops' or 'choice', got {dict(spec)}")
-        self.p = float(spec.get("p", 1.0))
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"group probability p must be in [0, 1], got {self.p}")
+        from .limits import build_checked
+
+        p = spec.get("p", 1.0)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"group probability p must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
         self.all = "ops" in spec
-        self.ops: list[DegradationOp] = [OPS.build(c) for c in (spec.get("ops") or spec.get("choice"))]
+        ops = spec.get("ops") or spec.get("choice")
+        if not isinstance(ops, list) or not ops:
+            raise ValueError(f"a group's 'ops' or 'choice' must be a non-empty list of ops, got {ops!r}")
+        self.ops: list[DegradationOp] = [build_checked(c) for c in ops]
         w = spec.get("weights")
-        if w is not None and (self.all or len(w) != len(self.ops)):
+        if w is not None and (self.all or not isinstance(w, list) or len(w) != len(self.ops)):
             raise ValueError("'weights' goes with 'choice' and needs one weight per op")
+        if w is not None and not (all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf
+                                      for x in w) and sum(w) > 0):
+            raise ValueError(f"'weights' must be numbers >= 0 with a positive sum (one per op), got {w!r}")
         self.weights = None if w is None else [float(x) / sum(w) for x in w]
         self.spec = dict(spec)
 
@@ -84,11 +94,22 @@ class Synthesizer:
         self.name = str(spec.get("name", preset if isinstance(preset, str) else "custom"))
         self.spec = spec
         self.stages: list[tuple[bool, list[_Group]]] = []
-        for st in spec.get("stages", []):
-            unknown = set(st) - {"shuffle", "groups", "name"}
-            if unknown:
-                raise KeyError(f"unknown preset stage keys {sorted(unknown)}; valid: shuffle, groups, name")
-            self.stages.append((bool(st.get("shuffle", False)), [_Group(g) for g in st.get("groups", [])]))
+        try:
+            if not isinstance(spec.get("stages", []), list):
+                raise ValueError(f"'stages' must be a list of stages, got {spec.get('stages')!r}")
+            for st in spec.get("stages", []):
+                if not isinstance(st, Mapping):
+                    raise ValueError(f"a preset stage must be a mapping with 'groups', got {st!r}")
+                unknown = set(st) - {"shuffle", "groups", "name"}
+                if unknown:
+                    raise KeyError(f"unknown preset stage keys {sorted(unknown)}; valid: shuffle, groups, name")
+                groups = st.get("groups", [])
+                if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
+                    raise ValueError(f"a preset stage's 'groups' must be a list of mappings, got {groups!r}")
+                self.stages.append((bool(st.get("shuffle", False)), [_Group(g) for g in groups]))
+        except (KeyError, ValueError) as e:  # say which preset (the message already names op and parameter)
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise type(e)(f"preset {self.name}: {msg}") from None
 
     @classmethod
     def single(cls, op: str | Mapping[str, Any]) -> Synthesizer:
