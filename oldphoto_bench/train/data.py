@@ -62,6 +62,70 @@ class CachedSource(Source):
         return Sample(image, name, dict(info))
 
 
+class SubsetSource(Source):
+    """The photos ``indices`` of ``source``, in that order (names and samples as ``source`` gives them)."""
+
+    def __init__(self, source: Source, indices: list[int]):
+        self.source, self.indices = source, list(indices)
+        self.label = source.label
+        names = source.names()
+        self._names = [names[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def load(self, index: int) -> Sample:
+        return self.source.load(self.indices[index])
+
+
+def _file_of(source: Source, index: int) -> tuple[Any, int | None] | None:
+    """(path, max_pixels) of photo ``index`` when ``source`` reads it from a file, else None."""
+    from ..data.sources import ConcatSource, FileListSource
+
+    if isinstance(source, CachedSource | SubsetSource):
+        inner = source.source
+        return _file_of(inner, source.indices[index] if isinstance(source, SubsetSource) else index)
+    if isinstance(source, FileListSource):
+        return source.paths[index], source.max_pixels
+    if isinstance(source, ConcatSource):
+        start = 0
+        for part, end in zip(source.sources, source._ends, strict=True):
+            if index < end:
+                return _file_of(part, index - start)
+            start = end
+    return None
+
+
+def usable_images(source: Source, note: Any = print, decode: bool = False) -> Source:
+    """``source`` without the photos that cannot be read, each skipped with one warning line (``note``).
+
+    ``decode``: load every photo now (with a :class:`CachedSource`, whose cache keeps them: no extra cost);
+    otherwise only the headers of file-backed photos are read (truncated pixel data then fails when that
+    photo is first drawn). Raises ``ValueError`` when no photo is usable.
+    """
+    from ..imageio import ImageError, probe_image
+
+    bad: list[int] = []
+    for i in range(len(source)):
+        try:
+            if decode:
+                source.load(i)
+            elif (found := _file_of(source, i)) is not None:
+                probe_image(*found)
+        except ImageError as e:
+            bad.append(i)
+            note(f"warning: skipping {e}")
+    if not bad:
+        return source
+    if len(bad) == len(source):
+        raise ValueError(f"no usable image in {source.label} ({len(bad)} skipped, see the warnings above)")
+    skip = set(bad)
+    return SubsetSource(source, [i for i in range(len(source)) if i not in skip])
+
+
 class EpochOrder:
     """The global batch order of every epoch, and each rank's share of it (see the module docstring)."""
 

@@ -29,6 +29,7 @@ from ..faces.enhancer import SPADEFaceGenerator
 from ..losses import l1_reconstruction
 from ..models import NETWORKS
 from .adversarial import discriminator_term, generator_terms
+from .data import usable_images
 from .stages import STAGES, Stage
 from .vae_stage import setup_vgg
 
@@ -66,7 +67,7 @@ class FaceStage(Stage):
             raise KeyError(f"unknown data.faces key(s) {unknown}; valid: {', '.join(FACE_DATA_KEYS)}")
         # Photos are read once (to detect and align, or to resize), so no decoded-photo cache here; the
         # dataset keeps the small crops in memory when data.cache_images is true.
-        dataset = FaceDataset(open_source(self.ctx.data), data["preset"], size, train=True,
+        dataset = FaceDataset(usable_images(open_source(self.ctx.data), self.ctx.note), data["preset"], size, train=True,
                               seed=self.dataset_seed(0), cache_dir=self.ctx.runs / self.name / CROP_CACHE,
                               write_cache=self.ctx.dist.is_main,
                               keep_in_memory=bool(data.get("cache_images", True)), note=self.ctx.note, **opts)

@@ -35,7 +35,7 @@ from torch import nn
 from ..models import NETWORKS
 from ..registry import Registry
 from ..seeding import derive_seed, torch_generator
-from .data import BatchStream, CachedSource, to_device
+from .data import BatchStream, CachedSource, to_device, usable_images
 from .ddp import DistInfo, unwrap, wrap
 from .precision import Precision
 
@@ -120,11 +120,14 @@ class Stage:
         return stream
 
     def open_source(self, spec: str) -> Any:
-        """``data.open_source(spec)``, kept decoded in memory when ``data.cache_images`` is true."""
+        """``data.open_source(spec)``, kept decoded in memory when ``data.cache_images`` is true; photos that
+        cannot be read are skipped with a warning (see :func:`~.data.usable_images`)."""
         from ..data import open_source
 
         source = open_source(spec)
-        return CachedSource(source) if self.cfg["data"].get("cache_images", False) else source
+        if self.cfg["data"].get("cache_images", False):
+            return usable_images(CachedSource(source), self.ctx.note, decode=True)
+        return usable_images(source, self.ctx.note)
 
     def synthetic_pairs(self, spec: str, key: int, crop: int | None = None) -> Any:
         """Training pairs of clean photos ``spec`` aged with ``data.preset``, with the recipe's ageing scope
