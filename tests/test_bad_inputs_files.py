@@ -163,6 +163,47 @@ def test_an_input_among_the_outputs_is_refused_before_anything_is_written(case, 
     assert _tree(tmp_path) == before  # the inputs and everything else unchanged, nothing added
 
 
+# ---- an existing output file that is not ours: refused (exit 2), never replaced -----------------------------
+def _not_ours(name: str, data: bytes, command: Callable[[Path, Path], list[str]]):
+    def setup(tmp: Path, runs: Path) -> tuple[list[str], str]:
+        (tmp / "d").mkdir(parents=True, exist_ok=True)
+        (tmp / "d" / name).write_bytes(data)
+        return command(tmp, runs), name
+    return setup
+
+
+def _degrade_src(tmp: Path, runs: Path) -> list[str]:
+    return ["degrade", str(_png(tmp / "src" / "a.png")), "--out", str(tmp / "d"), "--no-progress"]
+
+
+def _faces_src(tmp: Path, runs: Path) -> list[str]:
+    return ["faces", str(_png(tmp / "src" / "a.png")), "--out", str(tmp / "d"), "--backend", "cascade"]
+
+
+def _restore_src(tmp: Path, runs: Path) -> list[str]:
+    return _restore(tmp, runs, [_png(tmp / "src" / "a.png")], tmp / "d")
+
+
+NOT_OURS = {
+    "degrade-manifest.json-of-the-user": _not_ours("manifest.json", b"my notes", _degrade_src),
+    "degrade-records.jsonl-not-text": _not_ours("records.jsonl", b"\xff\xfe\x00binary", _degrade_src),
+    "faces-faces.json-of-the-user": _not_ours("faces.json", b"[1, 2]", _faces_src),
+    "restore-report.json-of-the-user": _not_ours("report.json", b"{not json", _restore_src),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_OURS))
+def test_an_output_file_that_is_not_ours_is_refused_and_kept(case, tmp_path, smoke_runs, capsys):
+    argv, name = NOT_OURS[case](tmp_path, smoke_runs)
+    before = _tree(tmp_path)
+    code, err = _run(argv, capsys)
+    assert "Traceback" not in err
+    assert code == 2, err
+    lines = _error_lines(err)
+    assert len(lines) == 1 and name in lines[0] and "--out" in lines[0], err
+    assert _tree(tmp_path) == before
+
+
 # ---- reruns keep what earlier runs recorded ---------------------------------------------------------------
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
@@ -198,6 +239,27 @@ def test_degrade_overwrite_leaves_one_record_per_image_that_replays(tmp_path, ca
         again = Synthesizer.replay(load_image(path)[0], rec)
         with Image.open(out / rec["output"]) as saved:  # the bytes' pixels, quantised as the file was
             assert np.array_equal(to_uint8(again.image), np.asarray(saved))
+
+
+def test_degrade_rerun_records_outputs_found_without_a_record_only_when_they_match(tmp_path, capsys):
+    src = [_png(tmp_path / "src" / f"p{i}.png", seed=i) for i in range(3)]
+    out = tmp_path / "out"
+    assert _run(["degrade", str(tmp_path / "src"), "--out", str(out), "--no-progress"], capsys)[0] == 0
+    (out / "records.jsonl").write_text("")  # images and masks without records (an older version, stopped)
+    (out / "p1_mask.png").unlink()
+    _png(out / "p2.png", seed=9)  # a file of the user that happens to have an output's name
+    before = _tree(out)
+    code, err = _run(["degrade", str(tmp_path / "src"), "--out", str(out), "--no-progress"], capsys)
+    assert code == 0 and "Traceback" not in err
+    assert "p2.png exists without a record" in err
+    assert sorted(r["output"] for r in _records(out)) == ["p0.png", "p1.png"]
+    after = _tree(out)
+    assert after["p2.png"] == before["p2.png"] and after["p0.png"] == before["p0.png"]
+    for rec in _records(out):  # the records describe the files that were found
+        again = Synthesizer.replay(load_image(src[int(rec["output"][1])])[0], rec)
+        with Image.open(out / rec["output"]) as saved, Image.open(out / rec["mask"]) as mask:
+            assert np.array_equal(to_uint8(again.image), np.asarray(saved))
+            assert np.array_equal(again.mask[0, 0].numpy(), np.asarray(mask) > 0)
 
 
 def _report(out: Path) -> dict[str, dict]:
