@@ -286,7 +286,7 @@ def test_shared_data_root_env(tmp_path, monkeypatch):
 
 # ---- the developers' shared data --------------------------------------------------------------------------
 # image counts from shared/data/README.md
-SHARED_COUNTS = {"clean/cbsd68": 68, "clean/kodak24": 24, "clean/mcmaster": 18, "clean/set14": 14,
+SHARED_COUNTS = {"clean/bsds500": 400, "clean/cbsd68": 68, "clean/kodak24": 24, "clean/mcmaster": 18, "clean/set14": 14,
                  "faces/ffhq10": 10, "faces/deepface": 64, "old/bopbtl/old": 8, "old/bopbtl/old_w_scratch": 4}
 
 

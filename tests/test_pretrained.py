@@ -198,7 +198,7 @@ def test_wrong_stage_and_missing_run_are_named(runs, tmp_path):
         ship_runs(swapped, tmp_path / "dest", log=lambda line: None)
     with pytest.raises(FileNotFoundError, match="vae-a/last.pt not found"):
         ship_runs(tmp_path / "empty", tmp_path / "dest", stages="vae-a", log=lambda line: None)
-    with pytest.raises(KeyError, match="valid names: vae-a"):
+    with pytest.raises(KeyError, match="valid names: vae-b, vae-a"):
         ship_runs(runs, tmp_path / "dest", stages="vae-c", log=lambda line: None)
     assert main(["ship"]) == 2 and main(["ship", str(runs), "--force"]) == 2
 
@@ -266,10 +266,10 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
                  "--dest", "dest"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == len(SHIPPED_STAGES) + 1
-    clean = "data/clean/cbsd68,data/clean/mcmaster,data/clean/set14"
+    clean = "data/clean/bsds500,data/clean/cbsd68,data/clean/mcmaster,data/clean/set14"
     expected = [
-        f"train vae-a --config tiny --out runs --data {clean} --real data/old/bopbtl/old,data/old/bopbtl/old_w_scratch",
         f"train vae-b --config tiny --out runs --data {clean}",
+        f"train vae-a --config tiny --out runs --data {clean} --real data/old/bopbtl/old,data/old/bopbtl/old_w_scratch",
         f"train mapping --config tiny --out runs --data {clean}",
         f"train mapping-no-pn --config tiny --out runs --data {clean}",
         f"train scratch --config tiny --out runs --data {clean}",
@@ -279,7 +279,7 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
     ]
     for i, (line, cmd) in enumerate(zip(lines, expected, strict=False)):
         assert line == f"[{i + 1}/8] {SHIPPED_STAGES[i].run}: oldphoto-bench {cmd} --device cpu"
-    assert lines[-1].startswith("[ship] oldphoto-bench ship runs --dest dest --stages vae-a,vae-b,mapping,")
+    assert lines[-1].startswith("[ship] oldphoto-bench ship runs --dest dest --stages vae-b,vae-a,mapping,")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "dest").exists()
 
 

@@ -28,7 +28,7 @@ Retrain: stages vae-a, vae-b, mapping, mapping-no-pn, scratch, face, baseline-pi
 (--stages picks some). Each `oldphoto-bench train ...` command is printed before it runs. A finished
 stage in RUNS is skipped (--force retrains it), an interrupted one resumed. Data: --data-root (default:
 the shared data root, $OLDPHOTO_SHARED_DATA or ../shared/data next to the checkout) holding
-clean/{cbsd68,mcmaster,set14}, old/bopbtl/{old,old_w_scratch} and faces/deepface."""
+clean/{bsds500,cbsd68,mcmaster,set14}, old/bopbtl/{old,old_w_scratch} and faces/deepface."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

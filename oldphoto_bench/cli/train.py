@@ -26,7 +26,7 @@ betas 0.5/0.999), or a YAML file shaped like them. --set a.b=value changes any k
 Data: --data is a data source: a folder, an image file, hf:<id or folder>[:split], or a comma list.
 Test sets (Kodak24, FFHQ-10, the embedded scikit-image photos) are refused, except that the default
 --data embedded is allowed with --config smoke, for smoke tests only. Developers with the shared data:
-  --data ../shared/data/clean/cbsd68,../shared/data/clean/mcmaster,../shared/data/clean/set14
+  --data ../shared/data/clean/bsds500,../shared/data/clean/cbsd68,../shared/data/clean/mcmaster,../shared/data/clean/set14
   --real ../shared/data/old/bopbtl/old
 
 Each stage writes last.pt (atomically, every schedule.save_every steps and at the end), config.yaml,

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 # Clean photos with ground truth used to synthesize (degraded, clean) training pairs.
-TRAIN_SETS: tuple[str, ...] = ("clean/cbsd68", "clean/mcmaster", "clean/set14")
+TRAIN_SETS: tuple[str, ...] = ("clean/bsds500", "clean/cbsd68", "clean/mcmaster", "clean/set14")
 # Unaligned real face photos (face detection / face-crop training; no degradation ground truth).
 FACE_TRAIN_SETS: tuple[str, ...] = ("faces/deepface",)
 # Real old photos without ground truth: the real-photo domain R of the paper's VAE1 (and qualitative checks).

@@ -40,10 +40,11 @@ class ShippedStage:
         return self.train[0]
 
 
-# Training order: the mappings read both VAEs; everything else stands alone.
+# Training order: VAE_A starts from VAE_B (model.vae_a_init in the tiny recipe), the mappings read both
+# VAEs; everything else stands alone.
 SHIPPED_STAGES: tuple[ShippedStage, ...] = (
-    ShippedStage("vae-a", ("vae-a",), TRAIN_SETS, ("vae",), real=OLD_PHOTO_SETS),
     ShippedStage("vae-b", ("vae-b",), TRAIN_SETS, ("vae",)),
+    ShippedStage("vae-a", ("vae-a",), TRAIN_SETS, ("vae",), real=OLD_PHOTO_SETS, needs=("vae-b",)),
     ShippedStage("mapping", ("mapping",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b")),
     ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b")),
     ShippedStage("scratch", ("scratch",), TRAIN_SETS, ("detector",)),
