@@ -145,14 +145,14 @@ def test_auto_falls_back_to_cascade_without_dlib(monkeypatch, caplog, astronaut)
 
 
 @needs_dlib
-def test_auto_picks_dlib_when_installed(caplog):
+def test_auto_picks_hybrid_when_installed(caplog):
     with caplog.at_level(logging.INFO, logger="oldphoto_bench"):
-        assert build_detector("auto").name == "dlib"
-    assert "backend dlib" in caplog.text
+        assert build_detector("auto").name == "hybrid"
+    assert "backend hybrid" in caplog.text
 
 
 def test_unknown_backend_lists_valid_names():
-    with pytest.raises(KeyError, match="auto, dlib, cascade"):
+    with pytest.raises(KeyError, match="auto, hybrid, dlib, cascade"):
         resolve_backend("mtcnn")
 
 

@@ -38,8 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--backend", default="auto", choices=("auto", "dlib", "cascade"),
-                   help="face detector (default: auto = dlib when installed, else cascade)")
+    p.add_argument("--backend", default="auto", choices=("auto", "hybrid", "dlib", "cascade"),
+                   help="face detector (default: auto = hybrid when dlib and its models are installed, "
+                        "else dlib, else cascade)")
     p.add_argument("--size", type=int, default=256, help="side of the aligned crops in pixels (default: 256)")
     p.add_argument("--min-face", type=float, default=32.0,
                    help="faces whose box side is smaller than this many pixels get no crop (default: 32)")

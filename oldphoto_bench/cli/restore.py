@@ -71,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--face-backend",
         default="auto",
-        choices=("auto", "dlib", "cascade"),
-        help="face detector (default: auto = dlib when installed, else cascade)",
+        choices=("auto", "hybrid", "dlib", "cascade"),
+        help="face detector (default: auto = hybrid when dlib and its models are installed, else dlib, else cascade)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument(

@@ -1,4 +1,7 @@
-"""Face detection with five alignment points, offline, from two backends.
+"""Face detection with five alignment points, offline, from three backends.
+
+``hybrid`` (the default when dlib and ``face-recognition-models`` are installed): dlib's HOG detector at
+several scales proposes boxes, dlib's CNN face detector confirms each one; see :mod:`.hybrid`.
 
 ``dlib``: dlib's HOG frontal-face detector plus its 68-point shape predictor, as the released system
 (Face_Detection/detect_all_dlib.py) uses them; the model file comes from the ``face-recognition-models``
@@ -31,7 +34,7 @@ from ..registry import Registry
 
 log = logging.getLogger("oldphoto_bench")
 
-BACKENDS = ("auto", "dlib", "cascade")
+BACKENDS = ("auto", "hybrid", "dlib", "cascade")
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 
 # dlib HOG detector: one 2x upsampling as the released code (``face_detector(image, 1)``). Scores are the
@@ -68,7 +71,8 @@ class Face:
 
     box: ``[x0, y0, x1, y1]`` (x1, y1 exclusive) in image pixels; landmarks5: ``(5, 2)`` float (x, y) of
     left eye, right eye, nose tip, left / right mouth corner; landmarks: ``(68, 2)`` (dlib) or None;
-    score: dlib's detection margin, or the cascade's number of merged boxes; backend: ``"dlib"``/``"cascade"``.
+    score: the detector's confidence (hybrid: dlib's CNN margin; dlib: the HOG margin; cascade: the number of
+    merged boxes); backend: ``"hybrid"``/``"dlib"``/``"cascade"``; scores: per-stage scores, or None.
     """
 
     box: list[float]
@@ -76,6 +80,7 @@ class Face:
     landmarks: np.ndarray | None
     score: float
     backend: str
+    scores: dict[str, float] | None = None
 
     @property
     def size(self) -> float:
@@ -87,9 +92,12 @@ class Face:
         def pts(a):
             return None if a is None else [[round(float(x), 2), round(float(y), 2)] for x, y in a]
 
-        return {"box": [round(float(v), 2) for v in self.box], "landmarks": pts(self.landmarks5),
-                "landmarks68": pts(self.landmarks), "score": round(float(self.score), 4),
-                "backend": self.backend, "size": round(self.size, 1)}
+        out = {"box": [round(float(v), 2) for v in self.box], "landmarks": pts(self.landmarks5),
+               "landmarks68": pts(self.landmarks), "score": round(float(self.score), 4),
+               "backend": self.backend, "size": round(self.size, 1)}
+        if self.scores is not None:
+            out["scores"] = {k: round(float(v), 4) for k, v in self.scores.items()}
+        return out
 
 
 def landmarks68_to_5(points: np.ndarray) -> np.ndarray:
@@ -106,16 +114,16 @@ def box_to_landmarks5(box) -> np.ndarray:
     return np.array([x0, y0]) + CASCADE_POINTS_IN_BOX * (x1 - x0)
 
 
-def find_landmark_model(path: str | Path | None = None) -> Path | None:
-    """The 68-point model file: ``path`` if given (file, or folder holding it), else the one installed with
+def find_model_file(name: str, path: str | Path | None = None) -> Path | None:
+    """A dlib model file: ``path`` if given (file, or folder holding ``name``), else the one installed with
     ``face-recognition-models``, located from its import spec / distribution files without importing it."""
     if path is not None:
         p = Path(path).expanduser()
-        p = p / LANDMARK_MODEL if p.is_dir() else p
+        p = p / name if p.is_dir() else p
         return p if p.is_file() else None
     spec = importlib.util.find_spec("face_recognition_models")
     for loc in (spec.submodule_search_locations or []) if spec else []:
-        cand = Path(loc) / "models" / LANDMARK_MODEL
+        cand = Path(loc) / "models" / name
         if cand.is_file():
             return cand
     try:
@@ -123,11 +131,16 @@ def find_landmark_model(path: str | Path | None = None) -> Path | None:
     except importlib.metadata.PackageNotFoundError:
         return None
     for f in dist.files or []:
-        if f.name == LANDMARK_MODEL:
+        if f.name == name:
             cand = Path(str(f.locate()))
             if cand.is_file():
                 return cand
     return None
+
+
+def find_landmark_model(path: str | Path | None = None) -> Path | None:
+    """The 68-point model file (:func:`find_model_file` for :data:`LANDMARK_MODEL`)."""
+    return find_model_file(LANDMARK_MODEL, path)
 
 
 def _import_dlib():
@@ -166,7 +179,8 @@ def _detection_copy(image: torch.Tensor, max_side: int | None) -> tuple[torch.Te
 
 
 class DlibDetector:
-    """dlib HOG detector + 68-point shape predictor. Scores below ``score_threshold`` are dropped."""
+    """dlib HOG detector + 68-point shape predictor. Scores below ``score_threshold`` are dropped; every face
+    kept is trusted by the face stage (``confident_score = score_threshold``)."""
 
     name = "dlib"
 
@@ -177,6 +191,7 @@ class DlibDetector:
             raise RuntimeError(f"dlib face backend unavailable: {reason}")
         self.model_path = find_landmark_model(model_path)
         self.upsample, self.score_threshold, self.max_side = upsample, score_threshold, max_side
+        self.confident_score = score_threshold
         self._dlib, self._detector, self._predictor = _load_dlib(str(self.model_path))
 
     def __call__(self, image: torch.Tensor) -> list[Face]:
@@ -216,7 +231,8 @@ def _merge_boxes(boxes: list[list[float]], overlap: float) -> list[tuple[list[fl
 
 
 class CascadeDetector:
-    """scikit-image's LBP frontal-face cascade on the BT.601 luma; five points from the box."""
+    """scikit-image's LBP frontal-face cascade on the BT.601 luma; five points from the box. Every face kept
+    is trusted by the face stage (``confident_score = 0``)."""
 
     name = "cascade"
 
@@ -228,6 +244,7 @@ class CascadeDetector:
         self._cascade = feature.Cascade(data.lbp_frontal_face_cascade_filename())
         self.scale_factor, self.step_ratio, self.min_neighbors = scale_factor, step_ratio, min_neighbors
         self.min_size, self.merge_overlap, self.max_side = min_size, merge_overlap, max_side
+        self.confident_score = 0.0
 
     def __call__(self, image: torch.Tensor) -> list[Face]:
         small, s = _detection_copy(image, self.max_side)
@@ -246,24 +263,43 @@ class CascadeDetector:
         return faces
 
 
+def _hybrid(**kwargs):
+    from .hybrid import HybridDetector  # noqa: PLC0415 (hybrid.py builds on this module)
+
+    return HybridDetector(**kwargs)
+
+
+def _hybrid_unavailable_reason(model_path: str | Path | None) -> str | None:
+    from .hybrid import hybrid_unavailable_reason  # noqa: PLC0415
+
+    return hybrid_unavailable_reason(model_path)
+
+
 DETECTORS = Registry("face detector backend")
+DETECTORS.register("hybrid")(_hybrid)
 DETECTORS.register("dlib")(DlibDetector)
 DETECTORS.register("cascade")(CascadeDetector)
 
 
 def resolve_backend(backend: str = "auto", model_path: str | Path | None = None) -> str:
-    """``"auto"`` -> ``"dlib"`` when dlib and its landmark model are available, else ``"cascade"``; logs the
-    choice (and why dlib was not used) on the ``oldphoto_bench`` logger."""
+    """``"auto"`` -> ``"hybrid"`` when dlib and both its models (landmarks, CNN detector) are available, else
+    ``"dlib"`` when dlib and its landmark model are, else ``"cascade"``; logs the choice (and why the better
+    ones were not used) on the ``oldphoto_bench`` logger. ``model_path``: dlib's landmark model file, or the
+    folder holding dlib's models (default: the installed ``face-recognition-models``)."""
     if backend not in BACKENDS:
         raise KeyError(f"unknown face detector backend {backend!r}; valid names: {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    reason = dlib_unavailable_reason(model_path)
+    reason = _hybrid_unavailable_reason(model_path)
     if reason is None:
-        log.info("face detection: backend dlib (HOG detector + 68-point landmarks)")
+        log.info("face detection: backend hybrid (HOG proposals confirmed by dlib's CNN, 68-point landmarks)")
+        return "hybrid"
+    dlib_reason = dlib_unavailable_reason(model_path)
+    if dlib_reason is None:
+        log.info("face detection: backend dlib (HOG detector + 68-point landmarks); hybrid not used: %s", reason)
         return "dlib"
     log.info("face detection: backend cascade (scikit-image LBP cascade, points from the box); "
-             "dlib not used: %s", reason)
+             "dlib not used: %s", dlib_reason)
     return "cascade"
 
 
