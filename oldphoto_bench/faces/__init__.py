@@ -1,7 +1,7 @@
 """Face refinement (stage 3): offline detection with five points, alignment, a SPADE face enhancer, blending.
 
-:func:`detect_faces` (backends ``dlib`` / ``cascade``, :mod:`.detect`), :func:`align_face` and its inverse
-(:mod:`.align`), :class:`SPADEFaceGenerator` and :func:`face_training_step` (:mod:`.enhancer`,
+:func:`detect_faces` (backends ``hybrid`` / ``dlib`` / ``cascade``, :mod:`.detect`, :mod:`.hybrid`),
+:func:`align_face` and its inverse (:mod:`.align`), :class:`SPADEFaceGenerator` and :func:`face_training_step` (:mod:`.enhancer`,
 :mod:`.train_step`), :func:`paste_back` with histogram matching and a feathered mask (:mod:`.blend`), and
 :func:`refine_faces`, the whole stage (:mod:`.refine`).
 """
@@ -19,7 +19,7 @@ from .align import (
     unwarp,
     warp_affine,
 )
-from .blend import feather_mask, match_channel, match_histograms, paste_back
+from .blend import feather_mask, inner_mask, match_channel, match_histograms, paste_back
 from .detect import (
     BACKENDS,
     CASCADE_POINTS_IN_BOX,
@@ -34,10 +34,12 @@ from .detect import (
     detect_faces,
     dlib_unavailable_reason,
     find_landmark_model,
+    find_model_file,
     landmarks68_to_5,
     resolve_backend,
 )
 from .enhancer import SPADE, SPADEFaceGenerator, SPADEResBlock
+from .hybrid import HybridDetector, hybrid_unavailable_reason
 from .refine import MIN_FACE, refine_faces
 from .train_step import FACE_LOSS_WEIGHTS, build_face_discriminator, face_loss_weights, face_training_step
 
@@ -56,6 +58,7 @@ __all__ = [
     "CascadeDetector",
     "DlibDetector",
     "Face",
+    "HybridDetector",
     "SPADEFaceGenerator",
     "SPADEResBlock",
     "align_face",
@@ -71,6 +74,9 @@ __all__ = [
     "face_training_step",
     "feather_mask",
     "find_landmark_model",
+    "find_model_file",
+    "hybrid_unavailable_reason",
+    "inner_mask",
     "landmarks68_to_5",
     "match_channel",
     "match_histograms",

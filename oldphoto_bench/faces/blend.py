@@ -4,6 +4,12 @@ As the released system (Face_Detection/align_warp_back_multiple_dlib.py): the en
 matched to the stage-1 crop channel by channel, the crop is warped back with the inverse alignment, and it
 is blended through an eroded, blurred copy of the crop's square. The mask is built in crop coordinates, so
 its erosion and feathering scale with the face; pixels where the warped mask is 0 are copied unchanged.
+
+Histogram matching equalises the crop's colours as a whole, not where the mask fades out: an enhancer that
+darkens the hair and brightens the cheek still leaves a colour step along the mask's edge. With the stage-1
+crop as ``reference``, :func:`paste_back` therefore also hands the low frequencies (a Gaussian of sigma
+:data:`LOWPASS_FRACTION` of the crop side) back to the surrounding restoration: in the fade band only the
+enhancer's fine detail is blended, and its own colours come back over a second, inner band.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from .align import crop_footprint, unwarp
 # crop's edge (where padding and warping blur sit); feather is the Gaussian sigma of the soft transition.
 ERODE_FRACTION = 1 / 64
 FEATHER_FRACTION = 1 / 40
+# Sigma of the low-pass that separates colour/shading from detail (8 px at 256: an eye is about 30 px wide).
+LOWPASS_FRACTION = 1 / 32
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
@@ -97,15 +105,54 @@ def feather_mask(size: int, erode: float | None = None, feather: float | None = 
     return mask.clamp_(0.0, 1.0)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders (no darkening at the crop's edge)."""
+    g = gaussian_kernel1d(sigma, dtype=x.dtype, device=x.device)
+    r = min((len(g) - 1) // 2, x.shape[-1] - 1, x.shape[-2] - 1)
+    g = g[(len(g) - 1) // 2 - r:(len(g) - 1) // 2 + r + 1]
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def inner_mask(size: int, erode: float | None = None, feather: float | None = None) -> torch.Tensor:
+    """Where the enhancer's own low frequencies are kept: 0 wherever :func:`feather_mask` is below 1, then
+    rising over the same feather to 1 (``(1, 1, size, size)``)."""
+    erode = size * ERODE_FRACTION if erode is None else erode
+    feather = size * FEATHER_FRACTION if feather is None else feather
+    r = (len(gaussian_kernel1d(feather)) - 1) // 2 if feather > 0 else 0
+    return feather_mask(size, math.ceil(erode) + 2 * r, feather)
+
+
+def match_low_frequencies(crop: torch.Tensor, reference: torch.Tensor, keep: torch.Tensor,
+                          sigma: float) -> torch.Tensor:
+    """``crop - (1 - keep) * blur(crop - reference)``: where ``keep`` is 0 the crop takes the reference's
+    colours and shading (its Gaussian low-pass of ``sigma``) and keeps only its own finer detail."""
+    return crop - (1.0 - keep) * gaussian_blur(crop - reference, sigma)
+
+
 def paste_back(image: torch.Tensor, crop: torch.Tensor, matrix: np.ndarray, erode: float | None = None,
-               feather: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               feather: float | None = None, reference: torch.Tensor | None = None,
+               lowpass: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend an aligned ``crop`` ``(1, C, S, S)`` back into ``image`` ``(1, C, H, W)``.
 
     ``out = a * unwarp(crop) + (1 - a) * image`` with ``a = unwarp(feather_mask(S))``; where ``a == 0`` the
     image's pixels are copied bit for bit. Returns ``(out, a)`` with ``a`` ``(1, 1, H, W)``. Crops reaching past
     the image border are fine: only the part inside the image is pasted.
+
+    ``reference``: the aligned crop of ``image`` itself ``(1, C, S, S)`` (what the enhancer was given). The
+    crop's low frequencies (Gaussian of sigma ``lowpass``, default ``S *`` :data:`LOWPASS_FRACTION`) are then
+    replaced by the reference's wherever ``a < 1``, returning to the crop's own over :func:`inner_mask`, so
+    the fade band blends detail only and the face shows no colour step at the mask's edge.
     """
     size = crop.shape[-1]
+    if reference is not None:
+        if reference.shape != crop.shape:
+            raise ValueError(f"reference {tuple(reference.shape)} must have the crop's shape {tuple(crop.shape)}")
+        keep = inner_mask(size, erode, feather).to(device=crop.device, dtype=crop.dtype)
+        sigma = size * LOWPASS_FRACTION if lowpass is None else lowpass
+        crop = match_low_frequencies(crop, reference.to(crop), keep, sigma).clamp(0.0, 1.0)
     out = image.clone()
     alpha = torch.zeros(1, 1, *image.shape[-2:], dtype=image.dtype, device=image.device)
     window = crop_footprint(matrix, size, tuple(image.shape[-2:]))

@@ -1,13 +1,16 @@
 """Stage 3 of restoration: detect faces, enhance each aligned face, blend it back.
 
 For every face (left to right): align to the template (:mod:`.align`), run the enhancer, match the result's
-colour histogram to the stage-1 crop, warp it back and blend it through the feathered mask (:mod:`.blend`).
+colour histogram to the stage-1 crop, hand its low frequencies back to the stage-1 crop towards the mask's
+edge, warp it back and blend it through the feathered mask (:mod:`.blend`).
 Crops are always taken from the input image; blends accumulate on the output, so overlapping faces are
 each enhanced from the stage-1 pixels.
 
 Without an enhancer (no face checkpoint yet) nothing is changed: faces are only detected and reported with
 status ``"detected"``. Faces smaller than ``min_face`` pixels (box side) are skipped with a note: the
-enhancer would have to invent almost every detail of them.
+enhancer would have to invent almost every detail of them. Faces the detector is not sure of (``score`` below
+its ``confident_score``, e.g. a face cut by the photo's edge) are left unchanged with status ``"uncertain"``:
+an enhancer fed a half face or a face-like texture smears it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 from ..imageio import gray_to_rgb, rgb_to_luma
 from .align import FACE_SCALE, FACE_SIZE, align_face
 from .blend import match_histograms, paste_back
-from .detect import detect_faces
+from .detect import build_detector, detect_faces
 
 log = logging.getLogger("oldphoto_bench")
 
@@ -44,7 +47,8 @@ def _enhance(enhancer: nn.Module, crop: torch.Tensor, device: str | torch.device
 
 def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str = "auto", size: int = FACE_SIZE,
                  min_face: float = MIN_FACE, device: str | torch.device = "cpu", detector=None,
-                 face_scale: float = FACE_SCALE, fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
+                 face_scale: float = FACE_SCALE, fallback: torch.Tensor | None = None,
+                 min_score: float | None = None) -> tuple[torch.Tensor, list[dict]]:
     """``(refined image, per-face report)`` for ``image`` ``(1, 3, H, W)`` in [0, 1].
 
     ``fallback``: a pixel-aligned image of the same size (the restore pipeline passes its input) to detect
@@ -52,18 +56,24 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
     that found it on the old photo (measured: dlib finds the astronaut's face on the aged photo, not on the
     tiny model's restoration). Faces found there get ``"detected_on": "fallback"`` in the report.
 
+    ``min_score``: faces scoring below it are left unchanged (default: the detector's ``confident_score``).
+
     Report entries: ``{"box": [x0, y0, x1, y1], "landmarks": [[x, y] x 5], "score", "backend", "size",
-    "status": "enhanced" | "skipped" | "detected", "note"}`` (plus ``"landmarks68"``). A photo without faces
-    comes back as an unchanged copy. ``detector`` reuses a built detector; ``backend`` picks one otherwise.
+    "status": "enhanced" | "skipped" | "uncertain" | "detected", "note"}`` (plus ``"landmarks68"``). A photo
+    without faces comes back as an unchanged copy. ``detector`` reuses a built detector; ``backend`` picks one
+    otherwise.
     """
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         raise ValueError(f"refine_faces takes one (1, 3, H, W) image, got {tuple(image.shape)}")
-    faces = detect_faces(image, backend, detector)
+    if fallback is not None and fallback.shape != image.shape:
+        raise ValueError(f"fallback {tuple(fallback.shape)} must have the shape of image {tuple(image.shape)}")
+    detector = detector if detector is not None else build_detector(backend)
+    if min_score is None:
+        min_score = float(getattr(detector, "confident_score", float("-inf")))
+    faces = detect_faces(image, detector=detector)
     detected_on = "image"
     if not faces and fallback is not None:
-        if fallback.shape != image.shape:
-            raise ValueError(f"fallback {tuple(fallback.shape)} must have the shape of image {tuple(image.shape)}")
-        faces, detected_on = detect_faces(fallback, backend, detector), "fallback"
+        faces, detected_on = detect_faces(fallback, detector=detector), "fallback"
     out = image.clone()
     # A gray photo keeps gray faces: per-channel histogram matching alone would leave the enhancer's colour.
     gray = bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
@@ -75,6 +85,9 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
         entry["detected_on"] = detected_on
         if face.size < min_face:
             entry.update(status="skipped", note=f"skipped: face {face.size:.0f} px < {min_face:g} px")
+        elif face.score < min_score:
+            entry.update(status="uncertain",
+                         note=f"left unchanged: detection score {face.score:.2f} < {min_score:g}")
         elif enhancer is None:
             entry.update(status="detected", note="no face enhancer checkpoint: face left unchanged")
         else:
@@ -82,7 +95,7 @@ def refine_faces(image: torch.Tensor, enhancer: nn.Module | None, backend: str =
             enhanced = match_histograms(_enhance(enhancer, crop, device), crop)
             if gray:
                 enhanced = gray_to_rgb(rgb_to_luma(enhanced))
-            out, _ = paste_back(out, enhanced, matrix)
+            out, _ = paste_back(out, enhanced, matrix, reference=crop)
             entry.update(status="enhanced", note="")
         report.append(entry)
     n_enh = sum(e["status"] == "enhanced" for e in report)
