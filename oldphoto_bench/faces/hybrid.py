@@ -21,8 +21,9 @@ them. The score of one face also moves by up to 1.4 between copies of the photo 
 Measured with ``benchmarks/face_detection.py`` (against the HOG detector alone, as released): 10 of 10
 ffhq10 faces (HOG: 7); on ``faces/deepface`` 69 faces, all real (checked by eye on the contact sheet), 67 of
 them also found by HOG, which finds no other (HOG: 67); on the scikit-image photos the astronaut's and the
-camera man's faces (HOG: the astronaut's only) and no false face. About 1.9 s per megapixel on 512 px photos
-and 0.9 s on the larger deepface photos, against 0.5-0.6 s for HOG alone (one busy CPU core). The CNN's
+camera man's faces (HOG: the astronaut's only) and no false face. Time, on a 2-core machine busy with other
+work (one thread): 1.9-3.8 s per megapixel on the 512 px photos (HOG alone: 0.5-1.5 s) and 0.9-1.3 s on the
+larger deepface photos (HOG alone: 0.6 s); the CNN costs about 0.5 s per proposal. The CNN's
 margin is about 1.0-1.1 for a whole face and lower for a face cut by the photo's edge;
 :data:`CONFIDENT_SCORE` is the margin below which the face stage leaves a face alone.
 """
