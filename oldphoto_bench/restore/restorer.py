@@ -130,7 +130,7 @@ class Restorer:
             ``0``: no tiling (every network on the whole image at once); ``N >= 64``: detector tiles of ``N``
             pixels, and the VAE/mapping layer by layer with bands of about ``64 N^2`` floats. The VAE/mapping
             result does not depend on it (exact); the detector's tiles are cross-faded.
-        face_backend: ``auto``, ``dlib`` or ``cascade`` (:func:`oldphoto_bench.faces.build_detector`).
+        face_backend: ``hybrid``, ``dlib``, ``cascade``, or ``auto`` (the first of those that can run here).
         threshold: scratch probability at or above which a pixel is masked; ``None``: the threshold
             calibrated when the detector was trained (for a false-positive budget on undamaged training
             crops), or the released 0.4 for a detector without one.
