@@ -40,10 +40,15 @@ def prepare(image: torch.Tensor, size: int, multiple: int = 4) -> torch.Tensor:
 
 @torch.no_grad()
 def latent_cells(encode: Callable[[torch.Tensor], torch.Tensor], images: list[torch.Tensor], cells_per_image: int,
-                 seed: int, device: str | torch.device = "cpu") -> np.ndarray:
-    """Encode each (1, 3, h, w) image to (1, C, h', w') and draw ``cells_per_image`` cells -> (n, C) array."""
+                 seed: int, device: str | torch.device = "cpu", progress: bool = False,
+                 desc: str = "encode") -> np.ndarray:
+    """Encode each (1, 3, h, w) image to (1, C, h', w') and draw ``cells_per_image`` cells -> (n, C) array.
+
+    ``progress``: a progress bar on stderr labelled ``desc``."""
+    from tqdm import tqdm
+
     out = []
-    for i, img in enumerate(images):
+    for i, img in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress)):
         z = encode(img.to(device)).float().cpu()[0]  # (C, h', w')
         flat = z.flatten(1).T.numpy()  # (h'*w', C)
         rng = numpy_rng(derive_seed(seed, i))
@@ -60,6 +65,7 @@ def encode_domains(vae, real, clean, preset: str = "paper", size: int = 128, cel
     ``derive_seed(seed, i)`` for image i) and Y (``clean``), all encoded with ``vae``'s posterior mean.
 
     Images are resized and centre-cropped to ``size`` (:func:`prepare`). Returns {"R": (n, C), "X": ..., "Y": ...}.
+    ``progress``: progress bars on stderr while loading, ageing and encoding.
     """
     from tqdm import tqdm
 
@@ -73,12 +79,14 @@ def encode_domains(vae, real, clean, preset: str = "paper", size: int = 128, cel
     synth = Synthesizer(preset)
     y_imgs = take(clean, "Y")
     domains = {"R": take(real, "R") if real is not None else None, "X": None, "Y": y_imgs}
-    domains["X"] = [synth(y, derive_seed(seed, i)).image for i, y in enumerate(y_imgs)]
+    domains["X"] = [synth(y, derive_seed(seed, i)).image
+                    for i, y in enumerate(tqdm(y_imgs, desc="age X", unit="img", disable=not progress))]
 
     def encode(x: torch.Tensor) -> torch.Tensor:
         return vae.encode(x)[0]
 
-    return {k: latent_cells(encode, imgs, cells_per_image, seed=derive_seed(seed, j), device=device)
+    return {k: latent_cells(encode, imgs, cells_per_image, seed=derive_seed(seed, j), device=device,
+                            progress=progress, desc=f"encode {k}")
             for j, (k, imgs) in enumerate(domains.items()) if imgs is not None}
 
 

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-DEVICES = "cpu, cuda or cuda:N"
+from .choices import DEVICES
 
 
 def check_out_dir(out: str | os.PathLike, flag: str = "--out") -> None:

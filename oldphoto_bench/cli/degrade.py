@@ -27,7 +27,7 @@ after an interruption finishes the images that have no complete output."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..degrade import preset_names
+    from .choices import add_device_argument, preset_names
 
     p = sub.add_parser("degrade", help="age clean photos with a degradation preset", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="paper",
                    help=f"shipped preset ({', '.join(preset_names())}) or a YAML preset file (default: paper)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    p.add_argument("--device", default="cpu", help="torch device for the degradations: cpu or cuda (default: cpu)")
+    add_device_argument(p, "torch device for the degradations")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images with more pixels than this (default: 80 megapixels)")

@@ -20,9 +20,13 @@ and one DIR/faces.json for the folder (rewritten atomically after every image):
 Coordinates are image pixels (pixel centres at integers); "landmarks" are the five alignment points (eye
 centres, nose tip, mouth corners). Faces smaller than --min-face pixels are listed with "crop": null.
 
-Backends: dlib (HOG detector + 68-point landmarks; needs the faces extra: pip install -e ".[faces]") or
-cascade (scikit-image's LBP cascade; points placed from the box). auto uses dlib when it is installed and
-says which backend runs. A bad input is reported with its file name and skipped; the exit code is then 1.
+Backends (--face-backend; --backend is the same flag): hybrid (dlib's HOG detector at several scales
+proposes faces, dlib's CNN detector confirms each, 68-point landmarks; needs the faces extra: pip install -e
+".[faces]"), dlib (HOG detector + 68-point landmarks, as the released system; faces extra), or cascade
+(scikit-image's LBP cascade; points placed from the box). auto (the default) uses hybrid when dlib and its
+models are installed, else dlib, else cascade, and says which backend runs. The same choices are
+`oldphoto-bench restore --face-backend`. A bad input is reported with its file name and skipped; the exit
+code is then 1.
 
 An input that is one of the outputs (a photo named faces.json, a photo in --out named like a crop) is refused
 before anything is written (exit code 2). An image already in faces.json whose crops exist is kept as it is
@@ -34,13 +38,14 @@ CROP = re.compile(r"(.+)_face[0-9]+\.png")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .choices import FACE_BACKEND_HELP, FACE_BACKENDS
+
     p = sub.add_parser("faces", help="detect faces; write aligned crops and faces.json", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--backend", default="auto", choices=("auto", "hybrid", "dlib", "cascade"),
-                   help="face detector (default: auto = hybrid when dlib and its models are installed, "
-                        "else dlib, else cascade)")
+    p.add_argument("--face-backend", "--backend", dest="face_backend", default="auto", choices=FACE_BACKENDS,
+                   help=FACE_BACKEND_HELP + "; --backend is the same flag")
     p.add_argument("--size", type=int, default=256, help="side of the aligned crops in pixels (default: 256)")
     p.add_argument("--min-face", type=float, default=32.0,
                    help="faces whose box side is smaller than this many pixels get no crop (default: 32)")
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [{"input": raw, "error": msg} for raw, msg in problems]
     for _, msg in problems:
         print(f"error: {msg}", file=sys.stderr)
-    detector = build_detector(args.backend)
+    detector = build_detector(args.face_backend)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out / "manifest.json", config={"backend": detector.name, "size": args.size,
                                                   "min_face": args.min_face},

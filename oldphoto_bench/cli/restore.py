@@ -37,10 +37,10 @@ trains it, or for the shipped ones `%(retrain)s` (exit code 2)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..pretrained import RETRAIN_COMMAND, SHIPPED_DESCRIPTION, is_shipped
-    from ..restore.restorer import DEFAULT_CHECKPOINTS
+    from ..pretrained import RETRAIN_COMMAND, SHIPPED_DESCRIPTION
+    from .choices import FACE_BACKEND_HELP, FACE_BACKENDS, add_device_argument
 
-    default_runs = SHIPPED_DESCRIPTION if is_shipped(DEFAULT_CHECKPOINTS) else str(DEFAULT_CHECKPOINTS)
+    default_runs = SHIPPED_DESCRIPTION  # = oldphoto_bench.restore.default_checkpoints()
 
     p = sub.add_parser(
         "restore",
@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--with-scratch", action="store_true", help="detect scratches and restore with their mask")
     p.add_argument("--no-faces", action="store_true", help="skip stage 3 (face detection and enhancement)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
+    add_device_argument(p)
     p.add_argument(
         "--tile",
         type=int,
@@ -71,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--face-backend",
         default="auto",
-        choices=("auto", "hybrid", "dlib", "cascade"),
-        help="face detector (default: auto = hybrid when dlib and its models are installed, else dlib, else cascade)",
+        choices=FACE_BACKENDS,
+        help=FACE_BACKEND_HELP,
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument(

@@ -33,8 +33,10 @@ clean/{bsds500,cbsd68,mcmaster,set14}, old/bopbtl/{old,old_w_scratch} and faces/
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..pretrained import PRETRAINED_DIR
-    from ..pretrained.export import DEFAULT_MAX_MB
-    from ..pretrained.stages import RECIPE, STAGE_NAMES
+    from .choices import SHIP_MAX_MB as DEFAULT_MAX_MB
+    from .choices import SHIPPED_RECIPE as RECIPE
+    from .choices import SHIPPED_STAGES as STAGE_NAMES
+    from .choices import add_device_argument
 
     p = sub.add_parser("ship", help="ship trained checkpoints inside the package (export, --list, --retrain)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"training recipe (default: {RECIPE}, the shipped one; others for testing)")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to every train command (repeatable)")
-    g.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device (default: cpu)")
+    add_device_argument(g, "training device")
     g.add_argument("--no-progress", action="store_true", help="no progress bars while training")
     p.set_defaults(run=run)
 
@@ -67,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..pretrained import RETRAIN_COMMAND
     from ..pretrained.export import format_listing, list_shipped, ship_runs
-    from ..pretrained.stages import RECIPE
+    from .choices import SHIPPED_RECIPE as RECIPE
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.list:

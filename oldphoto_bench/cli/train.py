@@ -37,16 +37,15 @@ Multi-GPU: torchrun --nproc_per_node K -m oldphoto_bench.cli train STAGE --devic
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..config import shipped_configs
-    from ..train import STAGES
+    from .choices import TRAIN_STAGES, add_device_argument, train_recipes
 
     p = sub.add_parser("train", help="train the VAEs and the latent mapping", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=STAGES.names(), metavar="STAGE",
-                   help=f"stage to train: {', '.join(STAGES.names())}")
+    p.add_argument("stage", choices=TRAIN_STAGES, metavar="STAGE",
+                   help=f"stage to train: {', '.join(TRAIN_STAGES)}")
     p.add_argument("stage_args", nargs="*", metavar="ARG", help=argparse.SUPPRESS)
     p.add_argument("--config", required=True, metavar="NAME|PATH",
-                   help=f"recipe: {', '.join(shipped_configs('train'))}, or a YAML file")
+                   help=f"recipe: {', '.join(train_recipes())}, or a YAML file")
     p.add_argument("--out", type=Path, default=Path("runs"), metavar="RUNS", help="runs folder (default: runs)")
     p.add_argument("--data", default="embedded", metavar="SOURCE",
                    help="clean photos (default: embedded, allowed only with --config smoke)")
@@ -56,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue RUNS/STAGE from its last.pt")
     mode.add_argument("--overwrite", action="store_true", help="start RUNS/STAGE again, replacing its files")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
+    add_device_argument(p)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(run=run)
 
