@@ -120,10 +120,9 @@ def checkpoint_provenance(runs: str | Path, stages: Sequence[str] = CHECKPOINT_S
 def summary_table(bench: Any, metrics: Sequence[str] = TABLE_METRICS) -> str:
     """The benchmark's markdown table (:func:`oldphoto_bench.bench.report.markdown`) restricted to ``metrics``
     (those computed here): mean ± 95% CI, best in bold, seconds per photo."""
-    from .bench.report import markdown, summarize
+    from .bench.console import console_table
 
-    rows = [{**r, "metrics": {k: v for k, v in r["metrics"].items() if k in metrics}} for r in summarize(bench)]
-    return "\n".join(line for line in markdown(bench, rows).splitlines() if line.startswith("|"))
+    return console_table(bench, metrics)
 
 
 def _placeholder(like: torch.Tensor) -> torch.Tensor:

@@ -251,7 +251,16 @@ def test_cli_bench_and_list(photos, tmp_path, capsys):
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["methods"]["tv"]["settings"]["weight"] == 0.05 and manifest["seed"] == 1
-    assert [r["method"] for r in _read_csv(out / "summary.csv")] == ["input", "tv"]
+    summary = _read_csv(out / "summary.csv")
+    assert [r["method"] for r in summary] == ["input", "tv"]
+    # the summary table is printed when it finishes: one row per method, the numbers of summary.csv
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert printed[0].startswith("| method | n | psnr ↑ | ssim ↑ | s/photo |")
+    for row, line in zip(summary, printed[2:], strict=True):
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        assert cells[:2] == [row["method"], row["n"]]
+        assert float(cells[2].split(" ± ")[0]) == pytest.approx(float(row["psnr"]), abs=0.005)
+        assert float(cells[3].split(" ± ")[0]) == pytest.approx(float(row["ssim"]), abs=0.0005)
     assert main(["bench", "--list"]) == 0
     listed = capsys.readouterr().out
     assert "nlm+inpaint" in listed and "clean:DIR" in listed and "kid" in listed

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,18 @@ def test_summary_csv_table_and_psnr_against_skimage(demo):
         assert any(line.startswith(f"| {method} | 2 |") for line in lines), method
     assert "did not run" not in stdout
     assert (out / "figures" / "bar_psnr.png").is_file() and (out / "summary.md").is_file()
+
+
+def test_prints_what_it_could_not_compute_and_why(demo):
+    """At 96 pixels MS-SSIM cannot be computed (it needs 161): the printout says so, as summary.md does, and
+    names every metric summary.md lists as unavailable here (weights not fetched, a package missing)."""
+    out, _, stdout = demo
+    missing = stdout.split("Not computed here:", 1)[1].split("\n\n", 1)[0]
+    assert "metric ms_ssim: failed for method input" in missing and "161" in missing
+    notes = (out / "summary.md").read_text()
+    unavailable = re.findall(r"^- metric `(\w+)` unavailable: (.+)$", notes, flags=re.MULTILINE)
+    for metric, why in unavailable:
+        assert f"metric {metric}: not computed: {why}" in missing, metric
 
 
 def test_contact_sheet_uses_the_cached_outputs(demo):

@@ -29,6 +29,10 @@ ship --list`). Method options:
 Metrics (--metrics; default: every metric that can be built here, the others listed with the reason,
 e.g. missing weights: see `oldphoto-bench weights`).
 
+When it finishes it prints the summary table (mean ± 95% CI, best in bold; the columns psnr, ssim,
+ms_ssim, lpips, fid and kid that were computed, or --metrics), then every metric and method that gave no
+numbers here, with the reason.
+
 Writes into --out: per_image.csv (method, image, metric, value), summary.csv (method, n, one column per
 metric), summary.md (mean ± 95% CI, best in bold, reasons), summary.json, figures/ (bar chart per
 metric, metric against severity, image grid), manifest.json (versions, seeds, settings, git revision,
@@ -38,18 +42,20 @@ given presets) into OUT/severity/ for the metric-against-preset figure."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .choices import BENCH_METHODS, add_device_argument
+
     p = sub.add_parser("bench", help="benchmark methods on a suite: tables, figures, manifest", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default=None, metavar="NAME", help="embedded, clean:DIR, hf:<id>[:split] or real:DIR")
     p.add_argument("--methods", default=None, metavar="A,B,...",
-                   help="methods to run (default: input,nlm,bilateral,tv,ours)")
+                   help=f"methods to run (default: {','.join(BENCH_METHODS)})")
     p.add_argument("--metrics", default=None, metavar="A,B,...", help="metrics (default: all that can be built)")
     p.add_argument("--preset", default="paper", help="degradation preset for synthetic suites (default: paper)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     p.add_argument("--checkpoints", type=Path, default=None, metavar="RUNS",
                    help="runs folder with the trained networks (default: the checkpoints shipped with the "
                         "package, oldphoto_bench/pretrained/tiny)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
+    add_device_argument(p)
     p.add_argument("--max-side", type=int, default=512, metavar="PX",
                    help="downscale larger photos to this side before ageing (default: 512; 0: full size)")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="use only the first N photos")
@@ -86,6 +92,20 @@ def list_everything() -> str:
     return "\n".join(lines)
 
 
+def print_summary(result, metrics: list[str] | None, out: Path) -> None:
+    """The summary table on stdout (the main metrics, or ``metrics``), then what could not be computed and why."""
+    from ..bench.console import console_table, not_computed
+
+    s = result.suite.settings
+    print(f"\nBenchmark {s['suite']}: {len(result.suite)} photo(s); mean ± 95% CI, best in bold\n")
+    print(console_table(result, metrics))
+    missing = not_computed(result)
+    if missing:
+        print("\nNot computed here:")
+        print("\n".join(f"- {line}" for line in missing))
+    print(f"\nAll metrics, intervals and notes: {out / 'summary.md'} (table: summary.csv)")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         print(list_everything())
@@ -102,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                            method_options=parse_method_options(args.options), weights_dir=args.weights_dir,
                            progress=not args.no_progress, severity=_split(args.severity),
                            log=lambda line: print(line, file=sys.stderr))
+    print_summary(result, _split(args.metrics), args.out)
     ran = [r.name for r in result.runs if r.available]
     skipped = [r.name for r in result.runs if not r.available and not r.failed]
     failed = [r.name for r in result.runs if r.failed]

@@ -33,6 +33,8 @@ another --out). Exit status 1 when our method did not run (the rest is still wri
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .choices import BENCH_METHODS, add_device_argument
+
     p = sub.add_parser("demo", help="age, restore and benchmark the embedded photos (the main job)", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("oldphoto_demo"), help="output folder (default: ./oldphoto_demo)")
@@ -45,8 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, default=512, metavar="PX",
                    help="downscale larger photos to this side before ageing (default: 512, as bench; 0: full size)")
     p.add_argument("--methods", default=None, metavar="A,B,...",
-                   help="benchmark methods (default: input,nlm,bilateral,tv,ours; see `oldphoto-bench bench --list`)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda (default: cpu)")
+                   help=f"benchmark methods (default: {','.join(BENCH_METHODS)}; see `oldphoto-bench bench --list`)")
+    add_device_argument(p)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: 1, the fastest on 2 shared cores; 0: torch's default)")
     p.add_argument("--ageing-sheets", action="store_true",
@@ -56,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..bench.console import not_computed
     from ..demo import run_demo
 
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nDemo: {len(result.bench.suite)} embedded photo(s) aged with preset {s['preset']}, seed {s['seed']}, "
           f"max side {s['max_side']}, restored and scored in {result.seconds:.0f} s\n")
     print(result.table)
+    missing = not_computed(result.bench)
+    if missing:
+        print("\nNot computed here:")
+        print("\n".join(f"- {line}" for line in missing))
     print(f"\nAll metrics, confidence intervals and notes: {args.out / 'summary.md'} (table: summary.csv)")
     shown = [k for k in ("contact_sheet", "stages") if k in result.files]
     print("Pictures: " + ", ".join(str(result.files[k]) for k in shown) + f", figures in {args.out / 'figures'}")
