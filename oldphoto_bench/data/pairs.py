@@ -105,6 +105,8 @@ class PairsDataset(Dataset):
         photo_reuse: with ``degrade_scope="photo"``, epochs that share one aged version of each photo.
         gray_target: when the synthesizer turned the input grayscale, the target becomes the clean photo's
             luma too, as the released training code does: colour that is not in the input is not learnt.
+        clean_fraction: share of items left undamaged (degraded == clean, empty mask), drawn per item: a
+            model that also sees photos needing nothing learns to leave them alone.
 
     Item: ``{"clean": (3, h, w), "degraded": (3, h, w), "mask": (1, h, w), "record": dict}``, float32 in
     [0, 1]; mask is 1 where a structured defect changed the pixel. ``record`` is the synthesizer's replayable
@@ -115,7 +117,7 @@ class PairsDataset(Dataset):
 
     def __init__(self, source: Source, synthesizer: Any = None, crop: int | Sequence[int] | None = 256,
                  train: bool = True, seed: int = 0, pad_mode: str = "reflect", degrade_scope: str = "crop",
-                 photo_reuse: int = 1, gray_target: bool = False):
+                 photo_reuse: int = 1, gray_target: bool = False, clean_fraction: float = 0.0):
         if isinstance(synthesizer, (str, Mapping)):
             from ..degrade import Synthesizer
 
@@ -135,6 +137,9 @@ class PairsDataset(Dataset):
         if int(photo_reuse) < 1:
             raise ValueError(f"photo_reuse must be >= 1, got {photo_reuse}")
         self.degrade_scope, self.photo_reuse, self.gray_target = degrade_scope, int(photo_reuse), bool(gray_target)
+        if not 0.0 <= float(clean_fraction) <= 1.0:
+            raise ValueError(f"clean_fraction must be in [0, 1], got {clean_fraction}")
+        self.clean_fraction = float(clean_fraction)
         self._photos: dict[int, tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
         self.epoch = 0
 
@@ -187,7 +192,10 @@ class PairsDataset(Dataset):
         image = sample.image
         h, w = image.shape[-2:]
         item_seed = self.item_seed(index)
-        top, left, ch, cw, flip = self._crop_box(numpy_rng(item_seed, 0), h, w)
+        rng = numpy_rng(item_seed, 0)
+        top, left, ch, cw, flip = self._crop_box(rng, h, w)
+        # drawn after the crop so that clean_fraction=0 keeps the crops of earlier versions
+        undamaged = self.clean_fraction > 0 and bool(rng.random() < self.clean_fraction)
 
         def cut(t: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
             t = t[..., top : top + ch, left : left + cw]
@@ -197,7 +205,10 @@ class PairsDataset(Dataset):
             return (t.flip(-1) if flip else t).contiguous(), pad
 
         clean, pad = cut(image)
-        if self.synthesizer is not None and self.degrade_scope == "photo":
+        if undamaged:
+            degraded, mask = clean.clone(), torch.zeros_like(clean[:, :1])
+            record = {"ops": [], "size": list(clean.shape[-2:]), "undamaged": True}
+        elif self.synthesizer is not None and self.degrade_scope == "photo":
             aged, aged_mask, record = self._aged_photo(index, image)
             degraded, mask = cut(aged)[0], cut(aged_mask)[0]
             record.update(degrade_scope="photo", photo_seed=self.photo_seed(index))

@@ -12,7 +12,9 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    overlap 128, margin 32 for the depth-4 detector), ``mask = sigmoid >= threshold`` (0.4 as released), then
    dilated by ``dilation`` pixels (a ``(2d + 1)`` square, after the released pipeline, which dilates the
    detected mask a little before restoring).
-2. **global restoration**: ``z = mu_A(x)`` (VAE_A's posterior mean), ``z' = T(z, valid)`` with the latent
+2. **global restoration**: ``x`` colour-corrected by ``RUNS/colour`` when present
+   (:class:`~oldphoto_bench.models.colour.GlobalColourNet`, one affine map of RGB predicted from the whole
+   photo), ``z = mu_A(x)`` (VAE_A's posterior mean), ``z' = T(z, valid)`` with the latent
    validity ``valid = latent_valid_from_mask(mask)`` (all valid without a mask), ``y = G_B(z')``. The image is
    padded bottom/right (reflection) to a multiple of 4 and at least :data:`MIN_SIDE` pixels, and cropped
    back. The VAEs and the mapping use InstanceNorm (statistics over the whole image) and a global nonlocal
@@ -155,7 +157,7 @@ class Restorer:
         attention: str = "linear",
         band_elements: int | None = None,
     ):
-        from ..train.artifacts import load_mapping, load_scratch, load_vae
+        from ..train.artifacts import checkpoint_path, load_mapping, load_scratch, load_vae
 
         if tile is not None and (int(tile) < 0 or 0 < int(tile) < MIN_TILE):
             raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
@@ -179,6 +181,11 @@ class Restorer:
         self.vae_b = load_vae(self.runs, "vae-b", self.device)
         self.mapping = load_mapping(self.runs, self.device)
         self.detector = load_scratch(self.runs, self.device) if self.with_scratch else None
+        self.colour = None
+        if checkpoint_path(self.runs, "colour").is_file():
+            from ..train.artifacts import load_colour
+
+            self.colour = load_colour(self.runs, self.device)
         if self.detector is not None and threshold is None:
             from ..train.artifacts import load_scratch_threshold
 
@@ -288,8 +295,17 @@ class Restorer:
         return mask
 
     @torch.no_grad()
+    def correct_colour(self, image: torch.Tensor) -> torch.Tensor:
+        """The global colour correction of ``RUNS/colour`` (the identity without one): ``(1, 3, H, W)`` -> same."""
+        if self.colour is None:
+            return image
+        return self.colour.correct(image.float().to(self.device)).cpu()
+
+    @torch.no_grad()
     def restore_global(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Stage 2: ``G_B(T(mu_A(x), valid(mask)))``: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU)."""
+        """Stage 2: ``G_B(T(mu_A(C(x)), valid(mask)))`` with ``C`` the global colour correction when the runs
+        folder has one: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU)."""
+        image = self.correct_colour(image)
         h, w = image.shape[-2:]
         m = self.vae_a.multiple
         th, tw = max(math.ceil(h / m) * m, MIN_SIDE), max(math.ceil(w / m) * m, MIN_SIDE)

@@ -84,6 +84,14 @@ def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> Scratc
     return _network(ckpt, path, runs, "scratch", "detector", device)
 
 
+def load_colour(runs: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The trained global colour correction (``runs/colour/last.pt``), frozen, in eval mode, on ``device``."""
+    from . import colour_stage  # noqa: F401  (registers the network type)
+
+    ckpt, path = _load(runs, "colour", device)
+    return _network(ckpt, path, runs, "colour", "colour", device)
+
+
 def load_scratch_threshold(runs: str | Path) -> float | None:
     """The detection threshold calibrated when ``runs/scratch`` was trained (``extra.threshold``), or None
     for a checkpoint trained before calibration existed."""

@@ -3,6 +3,7 @@
 VAE_A and VAE_B come frozen from ``runs/vae-a/last.pt`` and ``runs/vae-b/last.pt``. On synthetic pairs
 (X = aged crop, Y = its clean crop, M = damage mask)::
 
+    x   = C(x)                                             with data.colour_correct: RUNS/colour, frozen
     z_x = mu_A(x),  z_y = mu_B(y)                          posterior means, no sampling, no gradients
     valid = latent_valid_from_mask(M)                      only with model.mapping.nonlocal_block: true
     z'  = T(z_x, valid);  y' = G_B(z')                     G_B frozen, gradients flow through it into T
@@ -44,6 +45,13 @@ class MappingStage(Stage):
         check_crop(cfg["data"]["crop"], self.vae_a.multiple)
         self.mapping = self.add_model("mapping", {"type": "mapping", "latent_channels": ca, **cfg["model"]["mapping"]})
         self.uses_mask = bool(self.models["mapping"].has_nonlocal)
+        self.colour = None
+        if cfg["data"].get("colour_correct", False):
+            # the restore pipeline corrects the photo's global colour before encoding: train on what it sees
+            from .artifacts import load_colour
+
+            self.colour = self.precision.prepare(load_colour(self.ctx.runs, "cpu"))
+            self.ctx.note("inputs colour-corrected by RUNS/colour before encoding (data.colour_correct)")
         self.d_image = self.add_model("d_image", image_discriminator_spec(cfg))
         # with loss.gan and loss.feature_matching both 0 the discriminator is built (checkpoints keep one shape)
         # but never run: an L1-only mapping costs about half as much per step
@@ -60,6 +68,8 @@ class MappingStage(Stage):
         valid = latent_valid_from_mask(batch["mask"], self.vae_a.multiple) if self.uses_mask else None
         with self.precision.autocast():
             with torch.no_grad():
+                if self.colour is not None:
+                    x = self.colour.correct(x.float())
                 z_x = self.vae_a.encode(x)[0]
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)

@@ -131,14 +131,16 @@ class Stage:
 
     def synthetic_pairs(self, spec: str, key: int, crop: int | None = None) -> Any:
         """Training pairs of clean photos ``spec`` aged with ``data.preset``, with the recipe's ageing scope
-        (``data.degrade_scope``, ``data.photo_reuse``) and ``data.gray_target``; see :class:`PairsDataset`."""
+        (``data.degrade_scope``, ``data.photo_reuse``), ``data.gray_target`` and ``data.clean_fraction``; see
+        :class:`PairsDataset`."""
         from ..data import PairsDataset
 
         data = self.cfg["data"]
         return PairsDataset(self.open_source(spec), data["preset"], crop=int(crop or data["crop"]), train=True,
                             seed=self.dataset_seed(key), degrade_scope=str(data.get("degrade_scope", "crop")),
                             photo_reuse=int(data.get("photo_reuse", 1)),
-                            gray_target=bool(data.get("gray_target", False)))
+                            gray_target=bool(data.get("gray_target", False)),
+                            clean_fraction=float(data.get("clean_fraction", 0.0)))
 
     def dataset_seed(self, key: int) -> int:
         return derive_seed(self.seed, SEED_DATA, key)

@@ -1,0 +1,70 @@
+"""A global colour correction predicted from a thumbnail of the whole photo (the first step of ``tiny``).
+
+Fading, yellowing, sepia and contrast shifts act on the whole print; on this project's Kodak24 benchmark they
+are about 63% of the aged input's squared error, and a per-channel affine colour match to the clean photo
+alone lifts the input from 19.2 to 22.5 dB. The latent mapping, trained on small crops, sees too little of
+the photo to undo them, so a small network looks at the whole photo and predicts one affine map of RGB::
+
+    t      = thumbnail(x)                      (N, 3, s, s), area-averaged (s = 64)
+    [A|b]  = identity + MLP([pool(CNN(t)), mean(t), std(t)])        (N, 3, 4)
+    x'     = clamp(A x + b, 0, 1)              every pixel of the full-resolution photo
+
+No normalisation layer: absolute colour is what it must see. The MLP's last layer starts at zero, so the
+correction starts as the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import init_weights_, mark_zero_init
+
+
+def thumbnail(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, 3, H, W)`` -> ``(N, 3, size, size)``: area average (antialiased bilinear where the photo is smaller)."""
+    h, w = image.shape[-2:]
+    if h >= size and w >= size:
+        return F.adaptive_avg_pool2d(image, size)
+    return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def apply_colour(image: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """``clamp(A x + b)`` per photo: ``image`` (N, 3, H, W), ``affine`` (N, 3, 4) -> (N, 3, H, W) in [0, 1]."""
+    out = torch.einsum("nij,njhw->nihw", affine[:, :, :3], image) + affine[:, :, 3, None, None]
+    return out.clamp(0.0, 1.0)
+
+
+class GlobalColourNet(nn.Module):
+    """``forward(image)`` -> ``(N, 3, 4)`` affine colour maps; :meth:`correct` applies them.
+
+    ``image``: ``(N, 3, H, W)`` float in [0, 1], any size (the network sees a ``size`` x ``size`` thumbnail).
+    """
+
+    def __init__(self, size: int = 64, base_channels: int = 16, hidden: int = 64, n_down: int = 4,
+                 init_seed: int = 0):
+        super().__init__()
+        self.size = int(size)
+        layers: list[nn.Module] = []
+        cin = 3
+        for i in range(n_down):
+            cout = base_channels * 2 ** min(i, 2)
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(cin + 6, hidden), nn.LeakyReLU(0.2, inplace=True),
+                                  mark_zero_init(nn.Linear(hidden, 12)))
+        self.register_buffer("identity", torch.eye(3, 4), persistent=False)
+        init_weights_(self, init_seed)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        t = thumbnail(image.float(), self.size)
+        flat = t.flatten(2)
+        stats = torch.cat([flat.mean(-1), flat.std(-1, unbiased=False)], dim=1)  # (N, 6)
+        pooled = self.features(t).mean(dim=(2, 3))
+        return self.identity + self.head(torch.cat([pooled, stats], dim=1)).view(-1, 3, 4)
+
+    def correct(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` (N, 3, H, W) -> the colour-corrected photo, same shape, in [0, 1]."""
+        return apply_colour(image, self(image))

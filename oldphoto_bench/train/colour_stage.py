@@ -1,0 +1,100 @@
+"""Stage ``colour``: the global colour correction (:class:`~oldphoto_bench.models.colour.GlobalColourNet`).
+
+Each item is a whole training photo, shrunk so that its longer side is ``data.colour_side`` pixels, aged with
+``data.preset`` at that (photo) scale, and both versions reduced to the network's thumbnail. Per step::
+
+    [A|b] = C(x_thumb);   L = |clamp(A x_thumb + b) - y_thumb|_1
+
+An affine map commutes with area averaging, so fitting it on thumbnails fits it on the photo (up to the
+clamp). With ``data.gray_target`` a photo the synthesizer turned grayscale has the clean photo's luma as its
+target (no colour is invented), and ``data.clean_fraction`` of the photos are left unaged, so that a photo
+needing nothing keeps its colours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..bench.suites import resize_max_side
+from ..imageio import gray_to_rgb, rgb_to_luma
+from ..models import NETWORKS
+from ..models.colour import GlobalColourNet, apply_colour, thumbnail
+from ..seeding import check_seed, derive_seed, numpy_rng
+from .stages import STAGES, Stage
+
+COLOUR_NETWORK = "global_colour"
+if COLOUR_NETWORK not in NETWORKS:
+    NETWORKS.register(COLOUR_NETWORK)(GlobalColourNet)
+
+
+class AgedThumbnails(Dataset):
+    """``{"clean", "degraded": (3, size, size), "mask": (1, size, size) zeros, "record"}`` per photo: the photo
+    at ``side`` pixels (longer side) aged whole, then both versions thumbnailed. Item ``i`` of epoch ``e``
+    depends only on ``(seed, e, i)``; a random horizontal flip is drawn from the same seed."""
+
+    def __init__(self, source: Any, synthesizer: Any, size: int, side: int, seed: int = 0,
+                 gray_target: bool = True, clean_fraction: float = 0.0):
+        from ..degrade import Synthesizer
+
+        self.source, self.size, self.side = source, int(size), int(side)
+        self.synthesizer = Synthesizer(synthesizer) if isinstance(synthesizer, (str, dict)) else synthesizer
+        self.seed, self.gray_target, self.clean_fraction = check_seed(seed), bool(gray_target), float(clean_fraction)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item_seed = derive_seed(self.seed, self.epoch, index)
+        rng = numpy_rng(item_seed, 0)
+        flip, undamaged = bool(rng.random() < 0.5), bool(rng.random() < self.clean_fraction)
+        photo = resize_max_side(self.source[index].image, self.side)
+        if flip:
+            photo = photo.flip(-1)
+        record: dict[str, Any] = {"ops": [], "undamaged": undamaged}
+        aged = photo
+        if not undamaged:
+            out = self.synthesizer(photo, seed=derive_seed(item_seed, 1))
+            aged, record = out.image, dict(out.records[0])
+        if self.gray_target and any(op.get("type") == "grayscale" for op in record.get("ops", [])):
+            photo = gray_to_rgb(rgb_to_luma(photo))
+        record.update(index=index, epoch=self.epoch, item_seed=item_seed, flip=flip)
+        clean, degraded = thumbnail(photo, self.size)[0], thumbnail(aged, self.size)[0]
+        return {"clean": clean, "degraded": degraded, "mask": torch.zeros_like(clean[:1]), "record": record}
+
+
+@STAGES.register("colour")
+class ColourStage(Stage):
+    """Trains :class:`GlobalColourNet` on whole training photos aged at photo scale."""
+
+    name = "colour"
+    main_stream = "photos"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        data, spec = cfg["data"], dict(cfg["model"]["colour"])
+        self.net = self.add_model("colour", {"type": COLOUR_NETWORK, **spec})
+        if self.ctx.real:
+            self.ctx.note("note: --real is not used by colour (real old photos have no clean reference)")
+        ds = AgedThumbnails(self.open_source(self.ctx.data), data["preset"], int(spec.get("size", 64)),
+                            int(data["colour_side"]), self.dataset_seed(8), bool(data.get("gray_target", True)),
+                            float(data.get("clean_fraction", 0.0)))
+        self.add_stream("photos", ds, int(data["batch_size"]))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        batch = self.next_batch("photos")
+        x, y = batch["degraded"].contiguous(), batch["clean"].contiguous()
+        with self.precision.autocast():
+            affine = self.net(x)
+            loss = F.l1_loss(apply_colour(x.float(), affine.float()), y.float())
+        self.precision.step(loss, self.optimizers["colour"])
+        with torch.no_grad():
+            before = F.l1_loss(x.float(), y.float())
+        return {"l1": loss.detach().item(), "input_l1": before.item()}

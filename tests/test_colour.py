@@ -1,0 +1,74 @@
+"""The global colour correction: closed forms (identity at init, the affine map per pixel, area thumbnails that
+commute with it), its training data, and the restore pipeline picking it up from a runs folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from oldphoto_bench.models.colour import GlobalColourNet, apply_colour, thumbnail
+from oldphoto_bench.seeding import torch_generator
+
+
+def test_identity_at_init_and_affine_reference():
+    g = torch_generator(0)
+    x = torch.rand(2, 3, 37, 50, generator=g)
+    net = GlobalColourNet(size=16, base_channels=4, hidden=8, n_down=2, init_seed=1)
+    assert torch.equal(net.correct(x), x)
+    affine = torch.randn(2, 3, 4, generator=g) * 0.5
+    out = apply_colour(x, affine).numpy()
+    xa, aa = x.numpy().astype(np.float64), affine.numpy().astype(np.float64)
+    ref = np.clip(np.einsum("nij,njhw->nihw", aa[:, :, :3], xa) + aa[:, :, 3][..., None, None], 0, 1)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_thumbnail_is_an_area_average_that_commutes_with_the_affine_map():
+    g = torch_generator(2)
+    x = torch.rand(1, 3, 64, 96, generator=g)
+    t = thumbnail(x, 16)
+    ref = x.reshape(1, 3, 16, 4, 16, 6).mean(dim=(3, 5))
+    torch.testing.assert_close(t, ref)
+    affine = torch.tensor([[[0.85, 0.1, 0.0, 0.02], [0.0, 0.8, 0.1, 0.05], [0.05, 0.0, 0.7, 0.1]]])
+    # no clamping happens for these values: A x + b stays inside [0, 1]
+    torch.testing.assert_close(thumbnail(apply_colour(x, affine), 16), apply_colour(t, affine), atol=1e-6, rtol=0)
+    assert thumbnail(torch.rand(1, 3, 10, 12, generator=g), 16).shape == (1, 3, 16, 16)  # small photos upsample
+
+
+def test_aged_thumbnails_are_seeded_gray_targets_and_undamaged_items():
+    from oldphoto_bench.data import open_source
+    from oldphoto_bench.train.colour_stage import AgedThumbnails
+
+    src = open_source("embedded")
+    gray = {"name": "g", "stages": [{"name": "colour", "groups": [
+        {"name": "grayscale", "p": 1.0, "ops": [{"type": "grayscale"}]}]}]}
+    a = AgedThumbnails(src, "paper", size=16, side=48, seed=3)
+    b = AgedThumbnails(src, "paper", size=16, side=48, seed=3)
+    assert all(torch.equal(a[i]["degraded"], b[i]["degraded"]) for i in range(3))
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["degraded"], b[0]["degraded"])
+    item = AgedThumbnails(src, gray, size=16, side=48, seed=3)[1]
+    c = item["clean"]
+    assert torch.equal(c[0], c[1]) and torch.equal(c[1], c[2])
+    clean = AgedThumbnails(src, "paper", size=16, side=48, seed=3, clean_fraction=1.0)[2]
+    assert clean["record"]["undamaged"] and torch.equal(clean["clean"], clean["degraded"])
+
+
+def test_colour_stage_trains_and_restore_applies_it(tmp_path):
+    from oldphoto_bench.restore import Restorer
+    from oldphoto_bench.train import train_stage
+    from oldphoto_bench.train.artifacts import load_colour
+
+    for stage in ("vae-b", "vae-a", "mapping"):
+        train_stage(stage, "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    image = torch.rand(1, 3, 40, 44, generator=torch_generator(4))
+    before = Restorer(tmp_path, faces=False).restore_global(image)
+    train_stage("colour", "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=2"])
+    net = load_colour(tmp_path)
+    restorer = Restorer(tmp_path, faces=False)
+    assert restorer.colour is not None
+    # the pipeline encodes the colour-corrected photo: equal to restoring that photo without the stage
+    corrected = net.correct(image)
+    assert not torch.equal(corrected, image)
+    restorer.colour = None
+    torch.testing.assert_close(restorer.restore_global(corrected), Restorer(tmp_path, faces=False).restore_global(image))
+    assert not torch.equal(before, restorer.restore_global(corrected))
