@@ -75,18 +75,22 @@ class Skip(Exception):
 
 # ---- files -----------------------------------------------------------------------------------------------
 def portable(text: str, work: Path) -> str:
-    """Machine paths in ``text`` as ``<work>/...``, repo-relative, ``../`` or ``~/`` paths (none in results).
+    """Machine paths in ``text`` as ``<work>/...``, repo-relative, ``../shared/...`` or ``~/`` paths (none in
+    results).
 
-    The home folder covers e.g. the torch hub cache named in "weights not found" notes. Longer paths are
-    replaced first; on a tie (repo next to the home folder's files) ``..`` wins.
+    Only the shared data beside the checkout is written relative to its parent folder: the rest of that
+    folder is no part of the project (a clone in /tmp or in the home folder would otherwise turn every
+    temporary file or other project there into a fake ``../`` neighbour). The home folder covers e.g. the
+    torch hub cache named in "weights not found" notes. A path is replaced only as whole components (not
+    inside ``/var/tmp`` for ``/tmp``, nor in ``/tmpx``); longer paths first, on a tie the earlier label.
     """
-    places = [(work, "<work>"), (REPO, "."), (REPO.parent, "..")]
+    places = [(work, "<work>"), (REPO, "."), (REPO.parent / "shared", "../shared")]
     home = Path.home()
     if len(home.parts) > 1:  # never rewrite "/" itself
         places.append((home, "~"))
     labels = sorted(places, key=lambda t: -len(str(t[0])))
     for path, label in labels:
-        text = re.sub(re.escape(str(path)) + r"(?![\w.-])", label, text)  # whole path components only
+        text = re.sub(r"(?<![\w.~/-])" + re.escape(str(path)) + r"(?![\w.-])", label, text)
     return text
 
 

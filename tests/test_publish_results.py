@@ -242,3 +242,20 @@ def test_portable_paths_name_the_home_folder_as_tilde(tmp_path, monkeypatch):
     text = f"weights not found in {home}/.cache/torch/hub/checkpoints; {home}x stays"
     expected = "weights not found in ~/.cache/torch/hub/checkpoints; " + f"{home}x stays"
     assert publish_results.portable(text, tmp_path / "work") == expected
+
+
+def test_portable_paths_of_a_clone_in_a_shared_folder_name_only_the_shared_data_as_a_neighbour(tmp_path,
+                                                                                              monkeypatch):
+    """A clone in /tmp (or in the home folder) sits next to files that are no part of the project: only the
+    shared data beside it becomes ``../shared``; other paths there, and paths that merely contain the
+    clone's parent (``/var/tmp`` for ``/tmp``), stay as they are."""
+    parent = tmp_path / "tmp"
+    repo, work = parent / "clone", parent / "pytest-of-someone" / "work"
+    monkeypatch.setattr(publish_results, "REPO", repo)
+    monkeypatch.setattr(publish_results.Path, "home", classmethod(lambda cls: tmp_path / "home" / "someone"))
+    other = parent / "pytest-of-someone" / "test_x0" / "photo.png"
+    text = (f"clean:{parent}/shared/data/clean/kodak24 {repo}/results/a.md {work}/cache/x.png {other} "
+            f"/var{parent}/y {parent}/sharedx/z")
+    expected = (f"clean:../shared/data/clean/kodak24 ./results/a.md <work>/cache/x.png {other} "
+                f"/var{parent}/y {parent}/sharedx/z")
+    assert publish_results.portable(text, work) == expected
