@@ -1,6 +1,9 @@
 """Interrupted runs lose nothing: `degrade` and `restore` killed (SIGKILL, or SIGINT) as soon as their first
 output appears, then rerun into the same folder, end with every image done exactly once: one record per
-degraded image that replays to its bytes, and a finished restoration of every photo."""
+degraded image that replays to its bytes, and a finished restoration of every photo.
+
+The interrupted command runs with a gate in front of its image loader: every photo but the first waits until
+the test has sent the signal, so the signal always lands mid-run, however loaded the machine is."""
 
 from __future__ import annotations
 
@@ -40,19 +43,50 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def _run_until_first_output(argv: list[str], watch: Path, sig: int) -> tuple[int, str]:
-    """Start ``python -m oldphoto_bench.cli ARGV``, send ``sig`` once a PNG appears under ``watch``; (exit code,
-    stderr). Fails when the command finished before any output was seen."""
+# `oldphoto-bench ARGV...` whose image loader lets the first photo through and holds every other one until the
+# gate file exists (at most 120 s, so a broken test cannot hang).
+GATED_CLI = """
+import sys, time
+from pathlib import Path
+
+import oldphoto_bench.imageio as imageio
+from oldphoto_bench.cli import main
+
+gate, first = Path(sys.argv[1]), sys.argv[2]
+load = imageio.load_image
+
+
+def gated_load(path, *args, **kwargs):
+    deadline = time.monotonic() + 120
+    while Path(path).name != first and not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return load(path, *args, **kwargs)
+
+
+imageio.load_image = gated_load
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _run_until_first_output(argv: list[str], watch: Path, sig: int, first: str = "p00.png") -> tuple[int, str]:
+    """Run ``oldphoto-bench ARGV`` in a new process with only photo ``first`` let through, send ``sig`` once a
+    PNG appears under ``watch``, then let the other photos through; (exit code, stderr). Fails when no output
+    appeared within 120 s."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "oldphoto_bench.cli", *argv], cwd=REPO, env=env,
+    gate = watch.parent / f".{watch.name}.gate"
+    proc = subprocess.Popen([sys.executable, "-c", GATED_CLI, str(gate), first, *argv], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
+    signalled = False
     while proc.poll() is None and time.monotonic() < deadline:
         if watch.is_dir() and any(p.suffix == ".png" for p in watch.rglob("*")):
             proc.send_signal(sig)
+            signalled = True
             break
         time.sleep(0.005)
+    gate.touch()  # photos already being processed finish, as they would after a real Ctrl-C
     _, err = proc.communicate(timeout=120)
+    assert signalled, f"no output appeared under {watch} (exit code {proc.returncode}): {err}"
     return proc.returncode, err
 
 
