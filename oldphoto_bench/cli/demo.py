@@ -6,15 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = """See the whole method work on real pictures in a minute or two on a laptop CPU, with no training
-and no download: the 8 photos that ship inside scikit-image are aged with --preset and --seed, restored
+HELP = """See the whole method work on real pictures in a minute or two on a CPU, with no training and no
+download (measured with the shipped checkpoints: 50 s on 2 idle CPU cores, 1 min 45 s to 2 min 25 s on 2
+cores busy with other jobs): the 8 photos that ship inside scikit-image are aged with --preset and --seed, restored
 by our pipeline with every stage its checkpoints have (scratch detection, global restoration in the
 latent space, face refinement) and by the classical baselines, and scored against the clean originals.
 
 It runs the benchmark on the embedded suite, exactly as
   oldphoto-bench bench --suite embedded --out OUT   (same methods, preset, seed and --max-side)
 so both commands give the same numbers, prints the summary table (the main metrics; all of them are in
-summary.md), and says plainly at the end if our method could not run (and why).
+summary.md) with every metric it could not compute here and why (e.g. weights not fetched: see
+`oldphoto-bench weights`), and says plainly at the end if our method could not run (and why).
 
 Writes into --out:
   contact_sheet.png   one row per photo: input (aged) | ours | reference

@@ -18,8 +18,9 @@ For the benchmark (oldphoto-bench bench): `baseline pix2pix` / `baseline unet` t
 on the same synthetic pairs and budget into RUNS/baseline-NAME/; `mapping-no-pn` trains the mapping
 without the partial nonlocal block into RUNS/mapping-no-pn/ (the ours-no-pn ablation).
 
-Recipes (--config): smoke (seconds; tests), tiny (64 px crops, narrow nets; all three stages in about
-25 minutes on 2 CPU cores), paper (256 px crops, the released batch sizes and epochs, Adam 2e-4,
+Recipes (--config): smoke (seconds; tests), tiny (64 px crops, narrow nets; the shipped vae-a, vae-b and
+mapping took 20, 21 and 36 minutes on 2 CPU cores shared with other jobs, every shipped stage's time is in
+`oldphoto-bench ship --list`), paper (256 px crops, the released batch sizes and epochs, Adam 2e-4,
 betas 0.5/0.999), or a YAML file shaped like them. --set a.b=value changes any key
 (e.g. --set schedule.steps=100 --set model.latent_adversarial=false); an unknown key is an error.
 
