@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--face-backend", "--backend", dest="face_backend", default="auto", choices=FACE_BACKENDS,
+                   metavar="NAME",
                    help=FACE_BACKEND_HELP + "; --backend is the same flag")
     p.add_argument("--size", type=int, default=256, help="side of the aligned crops in pixels (default: 256)")
     p.add_argument("--min-face", type=float, default=32.0,

@@ -72,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--face-backend",
         default="auto",
         choices=FACE_BACKENDS,
+        metavar="NAME",
         help=FACE_BACKEND_HELP,
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
