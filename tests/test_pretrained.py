@@ -270,6 +270,7 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
     expected = [
         f"train vae-b --config tiny --out runs --data {clean}",
         f"train vae-a --config tiny --out runs --data {clean} --real data/old/bopbtl/old,data/old/bopbtl/old_w_scratch",
+        f"train colour --config tiny --out runs --data {clean}",
         f"train mapping --config tiny --out runs --data {clean}",
         f"train mapping-no-pn --config tiny --out runs --data {clean}",
         f"train scratch --config tiny --out runs --data {clean}",
@@ -278,8 +279,8 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
         f"train baseline unet --config tiny --out runs --data {clean}",
     ]
     for i, (line, cmd) in enumerate(zip(lines, expected, strict=False)):
-        assert line == f"[{i + 1}/8] {SHIPPED_STAGES[i].run}: oldphoto-bench {cmd} --device cpu"
-    assert lines[-1].startswith("[ship] oldphoto-bench ship runs --dest dest --stages vae-b,vae-a,mapping,")
+        assert line == f"[{i + 1}/{len(SHIPPED_STAGES)}] {SHIPPED_STAGES[i].run}: oldphoto-bench {cmd} --device cpu"
+    assert lines[-1].startswith("[ship] oldphoto-bench ship runs --dest dest --stages vae-b,vae-a,colour,mapping,")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "dest").exists()
 
 

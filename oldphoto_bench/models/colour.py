@@ -6,7 +6,7 @@ alone lifts the input from 19.2 to 22.5 dB. The latent mapping, trained on small
 the photo to undo them, so a small network looks at the whole photo and predicts one affine map of RGB::
 
     t      = thumbnail(x)                      (N, 3, s, s), area-averaged (s = 64)
-    [A|b]  = identity + MLP([pool(CNN(t)), mean(t), std(t)])        (N, 3, 4)
+    [A|b]  = identity + MLP([pool(CNN(t)), statistics(t)])          (N, 3, 4)
     x'     = clamp(A x + b, 0, 1)              every pixel of the full-resolution photo
 
 No normalisation layer: absolute colour is what it must see. The MLP's last layer starts at zero, so the
@@ -36,6 +36,22 @@ def apply_colour(image: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     return out.clamp(0.0, 1.0)
 
 
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+N_STATISTICS = 3 * (2 + len(QUANTILES)) + 3
+
+
+def colour_statistics(t: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, h, w)`` -> ``(N, 30)``: per channel mean, std and the :data:`QUANTILES` (black and white
+    points, the spread that fading and contrast shifts change), then the three channel correlations (low
+    after yellowing or sepia's tint, 1 for a grayscale photo)."""
+    flat = t.flatten(2)
+    mean, std = flat.mean(-1), flat.std(-1, unbiased=False)
+    q = torch.quantile(flat, torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device), dim=-1)  # (Q, N, 3)
+    centred = (flat - mean[..., None]) / (std[..., None] + 1e-4)
+    corr = torch.stack([(centred[:, i] * centred[:, j]).mean(-1) for i, j in ((0, 1), (1, 2), (0, 2))], dim=1)
+    return torch.cat([mean, std, q.permute(1, 0, 2).flatten(1), corr], dim=1)
+
+
 class GlobalColourNet(nn.Module):
     """``forward(image)`` -> ``(N, 3, 4)`` affine colour maps; :meth:`correct` applies them.
 
@@ -53,16 +69,15 @@ class GlobalColourNet(nn.Module):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin + 6, hidden), nn.LeakyReLU(0.2, inplace=True),
+        self.head = nn.Sequential(nn.Linear(cin + N_STATISTICS, hidden), nn.LeakyReLU(0.2, inplace=True),
                                   mark_zero_init(nn.Linear(hidden, 12)))
         self.register_buffer("identity", torch.eye(3, 4), persistent=False)
         init_weights_(self, init_seed)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         t = thumbnail(image.float(), self.size)
-        flat = t.flatten(2)
-        stats = torch.cat([flat.mean(-1), flat.std(-1, unbiased=False)], dim=1)  # (N, 6)
         pooled = self.features(t).mean(dim=(2, 3))
+        stats = colour_statistics(t)
         return self.identity + self.head(torch.cat([pooled, stats], dim=1)).view(-1, 3, 4)
 
     def correct(self, image: torch.Tensor) -> torch.Tensor:

@@ -41,12 +41,13 @@ class ShippedStage:
 
 
 # Training order: VAE_A starts from VAE_B (model.vae_a_init in the tiny recipe), the mappings read both
-# VAEs; everything else stands alone.
+# VAEs and train on inputs corrected by the colour stage (data.colour_correct); everything else stands alone.
 SHIPPED_STAGES: tuple[ShippedStage, ...] = (
     ShippedStage("vae-b", ("vae-b",), TRAIN_SETS, ("vae",)),
     ShippedStage("vae-a", ("vae-a",), TRAIN_SETS, ("vae",), real=OLD_PHOTO_SETS, needs=("vae-b",)),
-    ShippedStage("mapping", ("mapping",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b")),
-    ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b")),
+    ShippedStage("colour", ("colour",), TRAIN_SETS, ("colour",)),
+    ShippedStage("mapping", ("mapping",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour")),
+    ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour")),
     ShippedStage("scratch", ("scratch",), TRAIN_SETS, ("detector",)),
     ShippedStage("face", ("face",), FACE_TRAIN_SETS, ("generator",)),
     ShippedStage("baseline-pix2pix", ("baseline", "pix2pix"), TRAIN_SETS, ("generator",)),

@@ -33,17 +33,24 @@ if COLOUR_NETWORK not in NETWORKS:
 
 class AgedThumbnails(Dataset):
     """``{"clean", "degraded": (3, size, size), "mask": (1, size, size) zeros, "record"}`` per photo: the photo
-    at ``side`` pixels (longer side) aged whole, then both versions thumbnailed. Item ``i`` of epoch ``e``
-    depends only on ``(seed, e, i)``; a random horizontal flip is drawn from the same seed."""
+    at ``side`` pixels (longer side) aged whole, then both versions thumbnailed.
+
+    The ageing of item ``i`` depends on ``(seed, epoch // reuse, i)`` (a worker keeps it for ``reuse``
+    epochs: ageing costs far more than a step of this small network), its random horizontal flip on
+    ``(seed, epoch, i)``.
+    """
 
     def __init__(self, source: Any, synthesizer: Any, size: int, side: int, seed: int = 0,
-                 gray_target: bool = True, clean_fraction: float = 0.0):
+                 gray_target: bool = True, clean_fraction: float = 0.0, reuse: int = 1):
         from ..degrade import Synthesizer
 
-        self.source, self.size, self.side = source, int(size), int(side)
+        if int(reuse) < 1:
+            raise ValueError(f"reuse must be >= 1, got {reuse}")
+        self.source, self.size, self.side, self.reuse = source, int(size), int(side), int(reuse)
         self.synthesizer = Synthesizer(synthesizer) if isinstance(synthesizer, (str, dict)) else synthesizer
         self.seed, self.gray_target, self.clean_fraction = check_seed(seed), bool(gray_target), float(clean_fraction)
         self.epoch = 0
+        self._aged: dict[int, tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -51,22 +58,30 @@ class AgedThumbnails(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item_seed = derive_seed(self.seed, self.epoch, index)
-        rng = numpy_rng(item_seed, 0)
-        flip, undamaged = bool(rng.random() < 0.5), bool(rng.random() < self.clean_fraction)
+    def _thumbnails(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        age_seed = derive_seed(self.seed, self.epoch // self.reuse, index)
+        hit = self._aged.get(index)
+        if hit is not None and hit[0] == age_seed:
+            return hit
+        undamaged = bool(numpy_rng(age_seed, 0).random() < self.clean_fraction)
         photo = resize_max_side(self.source[index].image, self.side)
-        if flip:
-            photo = photo.flip(-1)
         record: dict[str, Any] = {"ops": [], "undamaged": undamaged}
         aged = photo
         if not undamaged:
-            out = self.synthesizer(photo, seed=derive_seed(item_seed, 1))
+            out = self.synthesizer(photo, seed=derive_seed(age_seed, 1))
             aged, record = out.image, dict(out.records[0])
         if self.gray_target and any(op.get("type") == "grayscale" for op in record.get("ops", [])):
             photo = gray_to_rgb(rgb_to_luma(photo))
-        record.update(index=index, epoch=self.epoch, item_seed=item_seed, flip=flip)
-        clean, degraded = thumbnail(photo, self.size)[0], thumbnail(aged, self.size)[0]
+        record["age_seed"] = age_seed
+        hit = self._aged[index] = (age_seed, thumbnail(photo, self.size)[0], thumbnail(aged, self.size)[0], record)
+        return hit
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        _, clean, degraded, record = self._thumbnails(index)
+        flip = bool(numpy_rng(derive_seed(self.seed, self.epoch, index), 0).random() < 0.5)
+        if flip:
+            clean, degraded = clean.flip(-1), degraded.flip(-1)
+        record = {**record, "index": index, "epoch": self.epoch, "flip": flip}
         return {"clean": clean, "degraded": degraded, "mask": torch.zeros_like(clean[:1]), "record": record}
 
 
@@ -85,7 +100,7 @@ class ColourStage(Stage):
             self.ctx.note("note: --real is not used by colour (real old photos have no clean reference)")
         ds = AgedThumbnails(self.open_source(self.ctx.data), data["preset"], int(spec.get("size", 64)),
                             int(data["colour_side"]), self.dataset_seed(8), bool(data.get("gray_target", True)),
-                            float(data.get("clean_fraction", 0.0)))
+                            float(data.get("clean_fraction", 0.0)), int(data.get("photo_reuse", 1)))
         self.add_stream("photos", ds, int(data["batch_size"]))
 
     def train_step(self, step: int) -> dict[str, float]:
