@@ -9,7 +9,8 @@ per-photo seeds), so the numbers compare with the README's table. Each variant i
                   (the default of ``ours`` when RUNS/scratch exists)
 
 Faces are not refined (stage 3 has its own benchmark). Besides PSNR / SSIM against the clean photo, every
-variant also restores the clean photo itself (``clean_psnr``: the harm done to a photo that needs nothing).
+variant also restores the clean photo itself (``clean_psnr``: the harm done to a photo that needs nothing;
+with ``--clean-full`` also through every stage, faces included, as ``restore`` does: ``clean_full_psnr``).
 
     python benchmarks/ablation_translation.py --out results/ablation \\
         --variant ours=RUNS:detect --variant no-pn=RUNS_NO_PN:none ...
@@ -50,6 +51,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--out", type=Path, required=True, help="folder for ablation.csv, ablation.json, data/")
+    ap.add_argument("--clean-full", action="store_true",
+                    help="also pass each clean photo through the whole restore pipeline (detection of the variant's "
+                         "mask mode, faces included): clean_full_psnr")
     args = ap.parse_args()
 
     from oldphoto_bench.bench.suites import prepare_suite
@@ -70,6 +74,9 @@ def main() -> None:
     for name, runs, mask in args.variant:
         restorer = Restorer(runs, with_scratch=mask == "detect", faces=False)
         per: dict[str, list[float]] = {"psnr": [], "ssim": [], "clean_psnr": [], "flagged": []}
+        full = Restorer(runs, with_scratch=mask == "detect", faces=True) if args.clean_full else None
+        if full is not None:
+            per["clean_full_psnr"] = []
         for _, degraded, clean, gt in photos:
             if mask == "detect":
                 res = restorer.restore(degraded)
@@ -81,6 +88,8 @@ def main() -> None:
             per["ssim"].append(float(ssim(out, clean)[0]))
             per["clean_psnr"].append(float(psnr(restorer.restore_global(clean), clean)[0]))
             per["flagged"].append(flagged)
+            if full is not None:
+                per["clean_full_psnr"].append(float(psnr(full.restore(clean).image, clean)[0]))
         row = {"variant": name, "runs": str(runs), "mask": mask}
         for k, v in per.items():
             a = aggregate(v)

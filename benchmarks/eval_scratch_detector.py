@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--presets", default="paper,scratch", help="comma-separated presets for --synthetic")
     ap.add_argument("--seed", type=int, default=0, help="base seed of the synthetic damage (default: 0)")
     ap.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
+    ap.add_argument("--dilation", type=int, default=None, help="override the pipeline's mask dilation (pixels)")
     ap.add_argument("--max-side", type=int, default=512, help="downscale so max(H, W) <= this (bench's default)")
     ap.add_argument("--json", type=Path, default=None, help="write per-photo and summary figures here")
     args = ap.parse_args()
@@ -55,7 +56,10 @@ def main() -> None:
     from oldphoto_bench.segmentation_metrics import confusion
 
     torch.set_num_threads(1)
-    restorer = Restorer(args.checkpoints, with_scratch=True, faces=False, threshold=args.threshold)
+    from oldphoto_bench.restore.restorer import MASK_DILATION
+
+    restorer = Restorer(args.checkpoints, with_scratch=True, faces=False, threshold=args.threshold,
+                        dilation=MASK_DILATION if args.dilation is None else args.dilation)
     t0 = time.perf_counter()
     out: dict = {"checkpoints": str(args.checkpoints), "threshold": restorer.threshold,
                  "dilation": restorer.dilation, "max_side": args.max_side, "per_photo": {}}
