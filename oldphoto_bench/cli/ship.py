@@ -15,7 +15,8 @@ HELP = """Ship trained checkpoints inside the package (oldphoto_bench/pretrained
   oldphoto-bench ship --retrain runs/tiny     THE retrain command: train every shipped stage with
                                               --config tiny on the shared training sets, in order,
                                               into runs/tiny, then export them (about 3 hours on 2 CPU
-                                              cores: the shipped stages took 2 h 50 min in all); --dry-run
+                                              cores: the stages' measured times add up to about
+                                              2 h 50 min, see README); --dry-run
                                               prints the commands only
 
 Export: each RUNS/<stage>/last.pt is stripped to what inference needs (stage, config, network specs and
@@ -25,7 +26,7 @@ training time, git revision, versions, sha256 and size). Refused, with nothing w
 on a test set (Kodak24, FFHQ-10, the embedded photos), weights that do not load, or a total over
 --max-mb. Files are written atomically.
 
-Retrain: stages vae-a, vae-b, mapping, mapping-no-pn, scratch, face, baseline-pix2pix, baseline-unet
+Retrain: stages vae-b, vae-a, colour, mapping, mapping-no-pn, scratch, face, baseline-pix2pix, baseline-unet
 (--stages picks some). Each `oldphoto-bench train ...` command is printed before it runs. A finished
 stage in RUNS is skipped (--force retrains it), an interrupted one resumed. Data: --data-root (default:
 the shared data root, $OLDPHOTO_SHARED_DATA or ../shared/data next to the checkout) holding
