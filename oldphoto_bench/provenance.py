@@ -110,20 +110,31 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def read_own_json(path: str | Path, what: str, valid: Any) -> dict[str, Any] | None:
+    """The JSON object of an output file an earlier run wrote (``None`` when ``path`` does not exist).
+
+    Raises ``ValueError`` when ``path`` exists but is not ``what`` (unreadable, not JSON, or ``valid(obj)``
+    false), so that a file of the user's with an output's name is never replaced."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path} exists and is not {what} ({type(e).__name__}); move it away or choose "
+                         "another --out") from None
+    if not isinstance(obj, dict) or not valid(obj):
+        raise ValueError(f"{path} exists and is not {what}; move it away or choose another --out")
+    return obj
+
+
 def earlier_runs(path: str | Path) -> list[dict[str, Any]]:
     """The runs recorded in an existing manifest, the earliest first (``[]`` when there is none).
 
     Raises ``ValueError`` when ``path`` exists but is not a manifest, so that it is never replaced."""
-    path = Path(path)
-    if not path.exists():
+    old = read_own_json(path, "a manifest", lambda o: "created" in o)
+    if old is None:
         return []
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{path} exists and is not a manifest ({type(e).__name__}); move it away or choose "
-                         "another --out") from None
-    if not isinstance(old, dict) or "created" not in old:
-        raise ValueError(f"{path} exists and is not a manifest; move it away or choose another --out")
     history = old.pop("earlier_runs", [])
     return [*history, old] if isinstance(history, list) else [old]
 

@@ -3,7 +3,6 @@ outputs, and the JSON reports of earlier runs into the same folder are merged, n
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -38,15 +37,11 @@ def load_entries(path: Path, key: str) -> list[Any]:
     """The list ``key`` of an existing JSON report written by an earlier run (``[]`` when there is none).
 
     Raises ``ValueError`` when ``path`` exists but is not such a report, so that it is never replaced."""
-    if not path.exists():
+    from ..provenance import read_own_json
+
+    saved = read_own_json(path, "a report of this command", lambda o: isinstance(o.get(key, []), list))
+    if saved is None:
         return []
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{path} exists and is not a report of this command ({type(e).__name__}); move it "
-                         "away or choose another --out") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get(key, []), list):
-        raise ValueError(f"{path} exists and is not a report of this command; move it away or choose another --out")
     return list(saved.get(key, []))
 
 

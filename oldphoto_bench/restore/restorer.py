@@ -189,9 +189,7 @@ class Restorer:
 
             self.colour = load_colour(self.runs, self.device)
         if self.detector is not None and threshold is None:
-            from ..train.artifacts import load_scratch_threshold
-
-            self.threshold = load_scratch_threshold(self.runs) or DETECTION_THRESHOLD
+            self.threshold = self.detector.calibrated_threshold or DETECTION_THRESHOLD
         self._check_compatible()
         self.refine_fn = self.enhancer = self.face_detector = None
         if self.faces:

@@ -79,9 +79,17 @@ def load_mapping(runs: str | Path, device: str | torch.device = "cpu") -> Mappin
 
 
 def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> ScratchUNet:
-    """The trained scratch detector (``runs/scratch/last.pt``), frozen, in eval mode, on ``device``."""
+    """The trained scratch detector (``runs/scratch/last.pt``), frozen, in eval mode, on ``device``; its
+    ``calibrated_threshold`` is the threshold calibrated after training (None for older checkpoints)."""
     ckpt, path = _load(runs, "scratch", device)
-    return _network(ckpt, path, runs, "scratch", "detector", device)
+    net = _network(ckpt, path, runs, "scratch", "detector", device)
+    net.calibrated_threshold = _threshold(ckpt)
+    return net
+
+
+def _threshold(ckpt: dict[str, Any]) -> float | None:
+    value = (ckpt.get("extra") or {}).get("threshold")
+    return None if value is None else float(value)
 
 
 def load_colour(runs: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -95,9 +103,7 @@ def load_colour(runs: str | Path, device: str | torch.device = "cpu") -> torch.n
 def load_scratch_threshold(runs: str | Path) -> float | None:
     """The detection threshold calibrated when ``runs/scratch`` was trained (``extra.threshold``), or None
     for a checkpoint trained before calibration existed."""
-    ckpt, _ = _load(runs, "scratch", "cpu")
-    value = (ckpt.get("extra") or {}).get("threshold")
-    return None if value is None else float(value)
+    return _threshold(_load(runs, "scratch", "cpu")[0])
 
 
 def load_face(runs: str | Path, device: str | torch.device = "cpu") -> SPADEFaceGenerator:

@@ -50,7 +50,9 @@ def _probabilities(model: torch.nn.Module, items: list[dict[str, Any]], device: 
     return torch.cat(probs), torch.cat(masks)
 
 
-def _items(source: Any, preset: Any, n: int, seed: int, crop: int) -> list[dict[str, Any]]:
+def held_back_items(source: Any, preset: Any, n: int, seed: int, crop: int) -> list[dict[str, Any]]:
+    """``n`` evaluation-mode pairs (centre crops of ``crop`` px): pass ``k`` over the photos uses the
+    :class:`PairsDataset` seeded ``derive_seed(seed, k)``, so more pairs than photos means new damage."""
     items: list[dict[str, Any]] = []
     k = 0
     while len(items) < n:
@@ -77,9 +79,9 @@ def calibrate_threshold(model: torch.nn.Module, source: Any, preset: Any, n: int
     try:
         spec = load_preset(preset) if isinstance(preset, str) else preset
         half = max(1, n // 2)
-        untouched = _items(source, None, half, derive_seed(seed, 0), crop)
-        aged = _items(source, Synthesizer(without_structured(spec)), n - half, derive_seed(seed, 1), crop)
-        damaged = _items(source, Synthesizer(spec), n, derive_seed(seed, 2), crop)
+        untouched = held_back_items(source, None, half, derive_seed(seed, 0), crop)
+        aged = held_back_items(source, Synthesizer(without_structured(spec)), n - half, derive_seed(seed, 1), crop)
+        damaged = held_back_items(source, Synthesizer(spec), n, derive_seed(seed, 2), crop)
         p_neg, _ = _probabilities(model, untouched + aged, device)
         p_pos, m_pos = _probabilities(model, damaged, device)
     finally:

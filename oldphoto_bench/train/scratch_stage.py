@@ -35,7 +35,7 @@ from ..provenance import atomic_write_bytes
 from ..seeding import derive_seed
 from ..segmentation_metrics import MaskMetrics
 from .recipes import total_steps
-from .scratch_calibration import DEFAULT_MAX_FALSE_POSITIVE, calibrate_threshold
+from .scratch_calibration import DEFAULT_MAX_FALSE_POSITIVE, calibrate_threshold, held_back_items
 from .stages import STAGES, Stage
 
 EVAL_FILE = "eval.json"
@@ -74,11 +74,7 @@ def evaluate_detector(
     was_training = model.training
     model.eval()
     metrics = MaskMetrics(threshold)
-    items, k = [], 0
-    while len(items) < n:
-        ds = PairsDataset(source, preset, crop=crop, train=False, seed=derive_seed(seed, k))
-        items.extend(ds[i] for i in range(min(len(ds), n - len(items))))
-        k += 1
+    items = held_back_items(source, preset, n, seed, crop)
     try:
         for s in range(0, n, batch_size):
             batch = collate(items[s : s + batch_size])

@@ -32,10 +32,10 @@ class DamageMasks:
         self.device = ctx.device
         if path.is_file():
             from ...models import DETECTION_THRESHOLD
-            from ...train.artifacts import load_scratch, load_scratch_threshold
+            from ...train.artifacts import load_scratch
 
             self.detector = load_scratch(ctx.checkpoints, ctx.device)
-            self.threshold = load_scratch_threshold(ctx.checkpoints) or DETECTION_THRESHOLD
+            self.threshold = self.detector.calibrated_threshold or DETECTION_THRESHOLD
             self.source = DETECTED
             self.description = (f"detected by our scratch detector {path} (luma, tiled, sigmoid >= its calibrated threshold, "
                                 "dilated as in the restore pipeline)")
