@@ -48,9 +48,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write per-photo and summary figures here")
     args = ap.parse_args()
 
-    from oldphoto_bench.bench.suites import resize_max_side
     from oldphoto_bench.data import open_source
     from oldphoto_bench.degrade import Synthesizer
+    from oldphoto_bench.imageio import resize_max_side
     from oldphoto_bench.restore import Restorer
     from oldphoto_bench.seeding import derive_seed
     from oldphoto_bench.segmentation_metrics import confusion

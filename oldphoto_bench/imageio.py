@@ -75,6 +75,18 @@ def gray_to_rgb(gray: torch.Tensor) -> torch.Tensor:
     return gray.expand(-1, 3, -1, -1).contiguous()
 
 
+def resize_max_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
+    """Downscale ``(1, 3, H, W)`` so that ``max(H, W) <= max_side`` (antialiased bicubic, aspect kept);
+    unchanged when already small enough or ``max_side <= 0``."""
+    h, w = image.shape[-2:]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    size = (max(2, round(h * s)), max(2, round(w * s)))
+    out = torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out.clamp_(0.0, 1.0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # File I/O
 # ---------------------------------------------------------------------------------------------------------

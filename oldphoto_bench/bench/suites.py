@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .. import imageio
+from ..imageio import resize_max_side  # noqa: F401  (part of this module's interface)
 from ..provenance import atomic_write_bytes
 from ..registry import Registry
 from ..seeding import derive_seed
@@ -94,17 +94,6 @@ def safe_stem(name: str) -> str:
     """A file-name stem for a source name: folders joined by ``__``, the extension dropped."""
     stem = re.sub(r"\.[A-Za-z0-9]{2,5}$", "", name).replace("\\", "/").strip("/").replace("/", "__")
     return re.sub(r"[^A-Za-z0-9._+-]", "_", stem) or "image"
-
-
-def resize_max_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
-    """Downscale ``(1, 3, H, W)`` so that ``max(H, W) <= max_side`` (antialiased bicubic, aspect kept);
-    unchanged when already small enough or ``max_side <= 0``."""
-    h, w = image.shape[-2:]
-    if max_side <= 0 or max(h, w) <= max_side:
-        return image
-    s = max_side / max(h, w)
-    size = (max(2, round(h * s)), max(2, round(w * s)))
-    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
 
 
 def parse_suite(spec: str) -> tuple[str, str]:

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..bench.suites import resize_max_side
-from ..imageio import gray_to_rgb, rgb_to_luma
+from ..imageio import gray_to_rgb, resize_max_side, rgb_to_luma
 from ..models import NETWORKS
 from ..models.colour import GlobalColourNet, apply_colour, thumbnail
 from ..seeding import check_seed, derive_seed, numpy_rng
