@@ -140,19 +140,19 @@ def plot_gap_comparison(features: dict[str, dict[str, np.ndarray]], gaps: dict[s
     cells = np.concatenate([v for feats in shown.values() for v in feats.values()])
     labels = np.concatenate([[k] * len(v) for feats in shown.values() for k, v in feats.items()])
     if projection == "lda" and len(set(labels)) >= 3:
-        pca = LinearDiscriminantAnalysis(n_components=2).fit(cells, labels)
+        proj = LinearDiscriminantAnalysis(n_components=2).fit(cells, labels)
     elif projection in ("lda", "pca"):
-        pca = PCA(n_components=2, random_state=seed % 2**32).fit(cells)
+        proj = PCA(n_components=2, random_state=seed % 2**32).fit(cells)
         projection = "pca"
     else:
         raise KeyError(f"unknown projection {projection!r}; valid: lda, pca")
     n = len(shown)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 5.4), squeeze=False, sharex=True, sharey=True)
-    for ax, (name, feats) in zip(axes[0], shown.items()):
+    for ax, (name, feats) in zip(axes[0], shown.items(), strict=True):
         for k, v in feats.items():
-            xy = pca.transform(v)
+            xy = proj.transform(v)
             ax.scatter(xy[:, 0], xy[:, 1], s=5, alpha=0.3, c=DOMAIN_COLOURS.get(k), label=k)
-            centre = pca.transform(features[name][k].mean(0, keepdims=True))
+            centre = proj.transform(features[name][k].mean(0, keepdims=True))
             ax.scatter(centre[:, 0], centre[:, 1], s=180, marker="X", c=DOMAIN_COLOURS.get(k), edgecolors="black")
         lines = ["pair  Fréchet   MMD²"]
         for pair, d in gaps[name]["pairs"].items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 DEFAULTS = ("01", "02", "03", "04", "05", "06")  # notebooks also executed with their default parameters
+LIMIT_SECONDS = 300  # a notebook with its defaults finishes within 5 minutes on 2 CPU cores
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -93,7 +95,9 @@ def test_notebook_executes_with_defaults(path: Path, fresh_clone):
     params = parameters_source(path)
     assert re.search(r"^FAST = False", params, re.MULTILINE)
     assert "TRAIN" not in params or re.search(r"^TRAIN = False", params, re.MULTILINE), "training is opt-in"
+    t0 = time.perf_counter()
     run(path, {})
+    assert time.perf_counter() - t0 < LIMIT_SECONDS, f"{path.name} took over {LIMIT_SECONDS} s with its defaults"
 
 
 TRAINING = [p for p in NOTEBOOKS if re.search(r"^TRAIN = False", parameters_source(p), re.MULTILINE)]

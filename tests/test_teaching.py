@@ -10,8 +10,13 @@ import pytest
 
 from oldphoto_bench.pretrained import PRETRAINED_DIR
 from oldphoto_bench.pretrained.export import sha256_file
-from oldphoto_bench.teaching import (NO_LATENT_ADVERSARIAL_DIR, TRAINING_KINDS, plot_gap_comparison, start_runs,
-                                     training_data)
+from oldphoto_bench.teaching import (
+    NO_LATENT_ADVERSARIAL_DIR,
+    TRAINING_KINDS,
+    plot_gap_comparison,
+    start_runs,
+    training_data,
+)
 
 
 @pytest.fixture
