@@ -23,14 +23,30 @@ from oldphoto_bench.seeding import torch_generator
 TINY = {"base_channels": 4, "max_channels": 16, "hidden": 8}
 
 
-@pytest.mark.parametrize("size", [64, 128])
-def test_generator_shapes_and_range(size):
-    gen = SPADEFaceGenerator(size, **TINY)
-    assert gen.num_up == {64: 3, 128: 4}[size] and gen.widths[-1] == 4 and max(gen.widths) == 16
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_generator_shapes_and_range(size, residual):
+    gen = SPADEFaceGenerator(size, residual=residual, **TINY)
+    assert gen.num_up == {64: 3, 128: 4, 256: 5}[size] and gen.widths[-1] == 4 and max(gen.widths) == 16
     x = torch.rand(2, 3, size, size, generator=torch_generator(0))
     y = gen(x)
     assert y.shape == (2, 3, size, size)
     assert y.min() >= 0 and y.max() <= 1
+
+
+def test_residual_generator_starts_as_the_identity_and_learns_a_change():
+    gen = SPADEFaceGenerator(64, residual=True, **TINY)
+    x = torch.rand(2, 3, 64, 64, generator=torch_generator(0))
+    assert torch.equal(gen(x), x)  # last conv zero-initialised: clamp(x + tanh(0)) = x
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    target = (x * 0.8 + 0.1).detach()
+    for _ in range(3):
+        opt.zero_grad()
+        F.l1_loss(gen(x), target).backward()
+        opt.step()
+    assert not torch.equal(gen(x), x)
+    with pytest.raises(ValueError, match="in_channels"):
+        SPADEFaceGenerator(64, residual=True, in_channels=6, **TINY)
 
 
 def test_generator_default_widths_follow_the_released_model():

@@ -246,6 +246,8 @@ class FaceDataset(PairsDataset):
         note: as :class:`AlignedFaces`.
         train: random horizontal flips and per-epoch degradations (False: no flip, fixed degradations).
         seed: the data set's seed.
+        gray_target, clean_fraction: as :class:`~oldphoto_bench.data.PairsDataset` (a face the synthesizer
+            turned gray gets a gray target; a share of pairs left undamaged).
 
     Items as :class:`~oldphoto_bench.data.PairsDataset`: ``{"clean", "degraded": (3, S, S), "mask": (1, S, S),
     "record"}``; the record's ``name`` is the face's name (``photo#k``).
@@ -256,7 +258,7 @@ class FaceDataset(PairsDataset):
                  min_face: float = MIN_FACE, detect_max_side: int | None = DETECT_MAX_SIDE,
                  face_scale: float = FACE_SCALE, cache_dir: str | os.PathLike | None = None,
                  write_cache: bool = True, keep_in_memory: bool = True, note: Callable[[str], None] | None = None,
-                 allow_test_sets: bool = False):
+                 allow_test_sets: bool = False, gray_target: bool = False, clean_fraction: float = 0.0):
         if isinstance(photos, str):
             if not allow_test_sets:
                 check_not_test_set(photos)
@@ -264,4 +266,5 @@ class FaceDataset(PairsDataset):
         self.faces = AlignedFaces(photos, size, aligned=aligned, backend=backend, min_face=min_face,
                                   detect_max_side=detect_max_side, face_scale=face_scale, cache_dir=cache_dir,
                                   write_cache=write_cache, keep_in_memory=keep_in_memory, note=note)
-        super().__init__(self.faces, synthesizer, crop=self.faces.size, train=train, seed=seed)
+        super().__init__(self.faces, synthesizer, crop=self.faces.size, train=train, seed=seed,
+                         gray_target=gray_target, clean_fraction=clean_fraction)

@@ -8,7 +8,10 @@ scale and shift predicted from the degraded face resized to that block's resolut
 
     SPADE(h, s) = norm(h) * (1 + gamma(s)) + beta(s),   [gamma, beta] = convs(ReLU(conv(s)))
 
-Output ``(tanh(conv(LeakyReLU(h))) + 1) / 2`` in [0, 1].
+Output ``(tanh(conv(LeakyReLU(h))) + 1) / 2`` in [0, 1]; with ``residual=True`` (not in the released model)
+the network predicts a correction of its input instead, ``clamp(x + tanh(conv(LeakyReLU(h))), 0, 1)`` with
+the last conv zero-initialised, so an untrained network is the identity and training only has to learn what
+to change (measured on aged faces/ffhq10 at 128 px: see results/faces/README.md).
 
 Widths follow the released generator (``ngf = 64``, at most ``16 ngf = 1024`` channels, 128 hidden channels
 in SPADE, 5 upsamplings from 8x8 to 256x256); block ``k`` of ``num_up + 1`` has
@@ -88,17 +91,22 @@ class SPADEFaceGenerator(nn.Module):
 
     size: output side (power-of-two multiple of ``start_size``; 256 as released, 64 / 128 for tiny runs);
     start_size: side of the first feature map (8 as released); base_channels / max_channels: widths
-    (64 / 1024 as released); hidden: SPADE's hidden width (128 as released); norm: ``instance`` or ``batch``.
+    (64 / 1024 as released); hidden: SPADE's hidden width (128 as released); norm: ``instance`` or ``batch``;
+    residual: output ``clamp(x + tanh(.), 0, 1)`` (last conv zero-initialised) instead of ``(tanh(.) + 1) / 2``.
     """
 
     def __init__(self, size: int = 256, base_channels: int = 64, max_channels: int = 1024, start_size: int = 8,
-                 hidden: int = 128, norm: str = "instance", in_channels: int = 3, init_seed: int = 0):
+                 hidden: int = 128, norm: str = "instance", in_channels: int = 3, init_seed: int = 0,
+                 residual: bool = False):
         super().__init__()
         ratio = size / start_size
         num_up = round(math.log2(ratio)) if ratio >= 1 else -1
         if num_up < 0 or start_size * 2**num_up != size:
             raise ValueError(f"size {size} must be start_size {start_size} times a power of two")
         self.size, self.start_size, self.num_up, self.in_channels = size, start_size, num_up, in_channels
+        self.residual = bool(residual)
+        if self.residual and in_channels != 3:
+            raise ValueError(f"residual=True adds the output to the input face: in_channels must be 3, got {in_channels}")
         widths = [min(max_channels, base_channels * 2 ** (num_up - k)) for k in range(num_up + 1)]
         self.widths = widths
         self.head = nn.Conv2d(in_channels, widths[0], 3, padding=1)
@@ -107,6 +115,9 @@ class SPADEFaceGenerator(nn.Module):
         )
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
         init_weights_(self, init_seed)
+        if self.residual:  # start as the identity
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
     def forward(self, degraded: torch.Tensor) -> torch.Tensor:
         if degraded.dim() != 4 or degraded.shape[1] != self.in_channels:
@@ -119,4 +130,7 @@ class SPADEFaceGenerator(nn.Module):
             if k:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = block(x, degraded)
-        return (torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2))) + 1.0) / 2.0
+        out = torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        if self.residual:
+            return (degraded + out).clamp(0.0, 1.0)
+        return (out + 1.0) / 2.0
