@@ -250,6 +250,7 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
     from oldphoto_bench.bench import run_benchmark
     from oldphoto_bench.bench.suites import resize_max_side, safe_stem
     from oldphoto_bench.data.sources import scan_images
+    from oldphoto_bench.metrics import gradient_sharpness
     from oldphoto_bench.provenance import write_manifest
     from oldphoto_bench.restore import Restorer
     from oldphoto_bench.viz import contact_sheet, mask_overlay
@@ -283,12 +284,19 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
             rows.append([small_in, mask_overlay(small_in, small_mask), small_out])
             labels.append(f"{rel.parent.name}/{rel.stem}")
             d = res.details
+            # sharpness (mean Sobel gradient of the luma, full size) of each stage over the input's
+            sharp_in = float(gradient_sharpness(image)[0])
+            sharp = {k: round(float(gradient_sharpness(res.stages[k])[0]) / max(sharp_in, 1e-12), 4)
+                     for k in ("global", "final")}
             photos.append({"source": str(path), "restored": f"restored/{name}.jpg",
                            "size": [info.height, info.width],
                            "was_gray": info.was_gray, "seconds": round(seconds, 2),
                            "stage_seconds": {k: round(v, 3) for k, v in d["seconds"].items()},
-                           "mask_fraction": d["mask_fraction"], "faces": len(d["faces"])})
-            log(f"old: {rel} restored in {seconds:.1f} s ({len(d['faces'])} face(s))")
+                           "mask_fraction": d["mask_fraction"], "faces": len(d["faces"]),
+                           "sharpness_input": round(sharp_in, 5), "sharpness_ratio": sharp})
+            log(f"old: {rel} restored in {seconds:.1f} s ({len(d['faces'])} face(s)), sharpness "
+                f"{sharp['final']:.2f} x the input's, {100 * (d['mask_fraction'] or 0):.2f}% flagged")
+        write_old_table(stage / "README.md", photos, src)
         sheet = contact_sheet(rows, col_labels=["input", "detected scratches (red)", "restored"],
                               row_labels=labels, cell=args.sheet_cell)
         sheet.save(stage / "contact_sheet.jpg", quality=85)
@@ -316,6 +324,28 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return args.results / OLD_FOLDER
+
+
+def write_old_table(path: Path, photos: list[dict[str, Any]], src: Path) -> None:
+    """``README.md`` of the real old photos: per print the flagged share and the sharpness ratios."""
+    import statistics
+
+    lines = ["# Real old photos restored with the shipped checkpoints", "",
+             "Sharpness: mean Sobel gradient magnitude of the luma at full size "
+             "(`oldphoto_bench.metrics.gradient_sharpness`), as a ratio to the input's; below 1 is smoother "
+             "(blurrier, or grain and scratches removed: look at `contact_sheet.jpg`).", "",
+             "| photo | size | flagged (%) | sharpness global / input | sharpness final / input | faces |",
+             "|---|---|---|---|---|---|"]
+    for p in photos:
+        rel = Path(p["source"]).relative_to(src).as_posix() if Path(p["source"]).is_relative_to(src) else p["source"]
+        flagged = "" if p["mask_fraction"] is None else f"{100 * p['mask_fraction']:.2f}"
+        lines.append(f"| {rel} | {p['size'][1]}x{p['size'][0]} | {flagged} | {p['sharpness_ratio']['global']:.2f} | "
+                     f"{p['sharpness_ratio']['final']:.2f} | {p['faces']} |")
+    ratios = [p["sharpness_ratio"]["final"] for p in photos]
+    if ratios:
+        lines += ["", f"Median sharpness ratio (final / input): {statistics.median(ratios):.2f} over {len(ratios)} "
+                      f"prints (min {min(ratios):.2f}, max {max(ratios):.2f})."]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def readme_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:

@@ -199,3 +199,19 @@ def test_psnr_does_not_depend_on_batch_composition():
     full = psnr(y, x)
     assert torch.allclose(torch.cat([psnr(y[:2], x[:2]), psnr(y[2:], x[2:])]), full)
     assert np.all(np.isfinite(full.numpy()))
+
+
+def test_sharpness_closed_forms_and_blur():
+    gray = torch.full((1, 3, 8, 8), 0.4)
+    assert build_metric("sharpness")(gray).item() == pytest.approx(0.0, abs=1e-12)
+    # a horizontal ramp of slope 0.01 per pixel (same in every channel, so luma = the ramp) scores 0.01
+    ramp = (torch.arange(20, dtype=torch.float32) * 0.01).view(1, 1, 1, 20).expand(1, 3, 12, 20)
+    assert build_metric("sharpness")(ramp).item() == pytest.approx(0.01, rel=1e-5)
+    # the same ramp along y: the Sobel pair is symmetric
+    assert build_metric("sharpness")(ramp.transpose(-1, -2)).item() == pytest.approx(0.01, rel=1e-5)
+    # a blurred random image is less sharp than the image (and the ratio is what the real-photo table reports)
+    from scipy.ndimage import gaussian_filter
+
+    img = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    blurred = torch.from_numpy(gaussian_filter(img.numpy(), sigma=(0, 0, 1.5, 1.5))).float()
+    assert build_metric("sharpness")(blurred).item() < 0.5 * build_metric("sharpness")(img).item()

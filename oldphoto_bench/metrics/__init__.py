@@ -3,7 +3,7 @@
 Full reference, per image:  psnr, ssim, ms_ssim (:mod:`.fidelity`); haarpsi, gmsd, ms_gmsd, mdsi, vsi, fsim,
                             vif (:mod:`.perceptual`, piq, weight-free); lpips (:mod:`.lpips_metric`, weights)
 Per set:                    fid, kid (:mod:`.distribution`, FID Inception weights or an injected extractor)
-No reference, per image:    blur_effect, tv, colourfulness (:mod:`.noreference`)
+No reference, per image:    blur_effect, tv, sharpness, colourfulness (:mod:`.noreference`)
 
 Weights: :mod:`.weights` (catalogue, lookup, verification, fetch). Importing this package loads no weights
 and touches no network.
@@ -23,12 +23,14 @@ from .base import (
 from .distribution import FID, KID
 from .fidelity import MSSSIM, PSNR, SSIM, ms_ssim, psnr, rgb_to_ycbcr_y, ssim
 from .lpips_metric import LPIPS
-from .noreference import BlurEffect, Colourfulness, TotalVariation, colourfulness
+from .noreference import (BlurEffect, Colourfulness, GradientSharpness, TotalVariation, colourfulness,
+                          gradient_sharpness)
 from .perceptual import FSIM, GMSD, HAARPSI, MDSI, MS_GMSD, VIF, VSI, PiqMetric
 
 __all__ = [
     "METRICS", "Metric", "MetricUnavailable", "PerImageMetric", "SetMetric", "SetScore", "build_metric",
     "try_build", "Aggregate", "aggregate", "PSNR", "SSIM", "MSSSIM", "psnr", "ssim", "ms_ssim", "rgb_to_ycbcr_y",
     "LPIPS", "FID", "KID", "PiqMetric", "HAARPSI", "GMSD", "MS_GMSD", "MDSI", "VSI", "FSIM", "VIF",
-    "BlurEffect", "Colourfulness", "TotalVariation", "colourfulness",
+    "BlurEffect", "Colourfulness", "GradientSharpness", "TotalVariation", "colourfulness",
+    "gradient_sharpness",
 ]

@@ -8,6 +8,9 @@ may raise blur; read them next to the image grids.
     tv              mean absolute difference between neighbouring pixels (anisotropic total variation,
                     piq ``total_variation(norm_type="l1")`` divided by the number of pixel values);
                     lower = smoother (less noise and scratches, but also less texture)
+    sharpness       mean Sobel gradient magnitude of the BT.601 luma, 1/8-normalised kernels so that a
+                    ramp of slope s per pixel scores s: sqrt(g_x^2 + g_y^2), g = (Sobel / 8) * Y;
+                    compare a restoration with its own input (ratio): below 1 = blurrier   higher = sharper
     colourfulness   Hasler & Süsstrunk 2003, on the 0..255 scale:
                     rg = R - G, yb = (R + G) / 2 - B,
                     M = sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2)              higher is better
@@ -25,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..imageio import rgb_to_luma
 from .base import METRICS, PerImageMetric
 
 
@@ -36,6 +40,36 @@ def colourfulness(x: torch.Tensor) -> torch.Tensor:
     std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
     mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
     return std + 0.3 * mean
+
+
+def gradient_sharpness(x: torch.Tensor) -> torch.Tensor:
+    """Mean Sobel gradient magnitude of the luma; ``(N, 3|1, H, W)`` in [0, 1] -> ``(N,)`` float64.
+
+    ``Y = 0.299 R + 0.587 G + 0.114 B``; ``g_x = Y * [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] / 8`` (``g_y`` its
+    transpose), on the valid interior (no padding: borders add no false edges); score ``mean sqrt(g_x^2 +
+    g_y^2)``. A linear ramp of slope ``s`` per pixel scores exactly ``s``; a blur lowers the score.
+    """
+    x = x.to(torch.float64)
+    y = rgb_to_luma(x) if x.shape[1] == 3 else x
+    k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64) / 8.0
+    kernels = torch.stack([k, k.T])[:, None].to(y.device)
+    g = torch.nn.functional.conv2d(y, kernels)
+    return g.pow(2).sum(1).sqrt().flatten(1).mean(1)
+
+
+@METRICS.register()
+class GradientSharpness(PerImageMetric):
+    name: ClassVar[str] = "sharpness"
+    higher_is_better: ClassVar[bool] = True
+    reference: ClassVar[str] = "none"
+    notes: ClassVar[str] = ("Mean Sobel gradient magnitude of the luma (per pixel, [0, 1] scale). Removing grain "
+                            "and scratches lowers it too: compare with the input and read it next to the images.")
+
+    def __init__(self):
+        self.settings = {"formula": "mean sqrt(gx^2 + gy^2), Sobel / 8 on BT.601 luma", "padding": "none (valid)"}
+
+    def _compute(self, pred, target):
+        return gradient_sharpness(pred)
 
 
 @METRICS.register()

@@ -3,7 +3,8 @@
 Each item is a whole training photo, shrunk so that its longer side is ``data.colour_side`` pixels, aged with
 ``data.preset`` at that (photo) scale, and both versions reduced to the network's thumbnail. Per step::
 
-    [A|b] = C(x_thumb);   L = |clamp(A x_thumb + b) - y_thumb|_1
+    [A|b] = C(x_thumb);   L = |clamp(A x_thumb + b) - y_thumb|_1     (loss.colour: l1)
+                          L = |clamp(A x_thumb + b) - y_thumb|_2^2   (loss.colour: mse)
 
 An affine map commutes with area averaging, so fitting it on thumbnails fits it on the photo (up to the
 clamp). With ``data.gray_target`` a photo the synthesizer turned grayscale has the clean photo's luma as its
@@ -26,6 +27,7 @@ from ..seeding import check_seed, derive_seed, numpy_rng
 from .stages import STAGES, Stage
 
 COLOUR_NETWORK = "global_colour"
+COLOUR_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 if COLOUR_NETWORK not in NETWORKS:
     NETWORKS.register(COLOUR_NETWORK)(GlobalColourNet)
 
@@ -101,14 +103,19 @@ class ColourStage(Stage):
                             int(data["colour_side"]), self.dataset_seed(8), bool(data.get("gray_target", True)),
                             float(data.get("clean_fraction", 0.0)), int(data.get("photo_reuse", 1)))
         self.add_stream("photos", ds, int(data["batch_size"]))
+        name = str(cfg["loss"].get("colour", "l1"))
+        if name not in COLOUR_LOSSES:
+            raise KeyError(f"unknown loss.colour {name!r}; valid: {', '.join(COLOUR_LOSSES)}")
+        self.colour_loss = COLOUR_LOSSES[name]
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.next_batch("photos")
         x, y = batch["degraded"].contiguous(), batch["clean"].contiguous()
         with self.precision.autocast():
             affine = self.net(x)
-            loss = F.l1_loss(apply_colour(x.float(), affine.float()), y.float())
+            out = apply_colour(x.float(), affine.float())
+            loss = self.colour_loss(out, y.float())
         self.precision.step(loss, self.optimizers["colour"])
         with torch.no_grad():
-            before = F.l1_loss(x.float(), y.float())
-        return {"l1": loss.detach().item(), "input_l1": before.item()}
+            before, after = F.l1_loss(x.float(), y.float()), F.l1_loss(out.detach(), y.float())
+        return {"loss": loss.detach().item(), "l1": after.item(), "input_l1": before.item()}
