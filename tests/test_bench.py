@@ -291,3 +291,17 @@ def test_severity_presets_rerun_the_suite(photos, tmp_path):
     assert not (tmp_path / "severity" / "paper").exists()  # the main run is the paper preset
     assert (tmp_path / "figures" / "severity_presets.png").is_file()
     assert json.loads((tmp_path / "manifest.json").read_text())["severity"]["presets"] == ["light", "paper"]
+
+
+def test_checkpoint_digests_change_with_a_retrained_stage(tmp_path):
+    # the digests are part of ours' settings: a retrained stage must change them (stale cached outputs go)
+    from oldphoto_bench.bench.methods.ours import checkpoint_digests
+
+    for stage in ("vae-a", "mapping"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "last.pt").write_bytes(stage.encode())
+    before = checkpoint_digests(tmp_path, ("vae-a", "mapping", "scratch"))
+    assert set(before) == {"vae-a", "mapping"}  # an absent stage is left out
+    (tmp_path / "mapping" / "last.pt").write_bytes(b"retrained")
+    after = checkpoint_digests(tmp_path, ("vae-a", "mapping", "scratch"))
+    assert after["vae-a"] == before["vae-a"] and after["mapping"] != before["mapping"]

@@ -56,10 +56,23 @@ class Ours(Method):
             raise MethodUnavailable(self.name, _missing_reason(e)) from None
         self.settings = {"checkpoints": str(ctx.checkpoints), "device": ctx.device, "with_scratch": scratch,
                          "faces": use_faces, "tile": tile, "nonlocal_block": bool(self.restorer.mapping.has_nonlocal),
-                         "notes": list(self.restorer.notes)}
+                         "notes": list(self.restorer.notes),
+                         "weights": checkpoint_digests(ctx.checkpoints, ("vae-a", "vae-b", "colour", "mapping",
+                                                                         *(("scratch",) if scratch else ()),
+                                                                         *(("face",) if use_faces else ())))}
 
     def restore(self, item: MethodInput) -> torch.Tensor:
         return self.restorer.restore(item.image).image.float().clamp(0.0, 1.0)
+
+
+def checkpoint_digests(runs: Any, stages: tuple[str, ...]) -> dict[str, str]:
+    """``{stage: sha256 prefix}`` of each stage's checkpoint in ``runs`` (absent ones left out): part of the
+    method's settings, so that a retrained stage discards the benchmark's cached outputs."""
+    from ...pretrained.export import sha256_file
+    from ...train.artifacts import checkpoint_path
+
+    paths = {stage: checkpoint_path(runs, stage) for stage in stages}
+    return {stage: sha256_file(path)[:16] for stage, path in paths.items() if path.is_file()}
 
 
 def load_no_pn_mapping(ctx: MethodContext) -> Any:
@@ -98,3 +111,5 @@ class OursNoPN(Ours):
                              f"with `oldphoto-bench train {NO_PN_STAGE}` on these VAEs")
         self.restorer.mapping = mapping
         self.settings.update(nonlocal_block=False, mapping=f"{ctx.checkpoints}/{NO_PN_STAGE}/last.pt")
+        self.settings["weights"] = {**{k: v for k, v in self.settings["weights"].items() if k != "mapping"},
+                                    **checkpoint_digests(ctx.checkpoints, (NO_PN_STAGE,))}
