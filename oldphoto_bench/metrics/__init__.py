@@ -23,8 +23,14 @@ from .base import (
 from .distribution import FID, KID
 from .fidelity import MSSSIM, PSNR, SSIM, ms_ssim, psnr, rgb_to_ycbcr_y, ssim
 from .lpips_metric import LPIPS
-from .noreference import (BlurEffect, Colourfulness, GradientSharpness, TotalVariation, colourfulness,
-                          gradient_sharpness)
+from .noreference import (
+    BlurEffect,
+    Colourfulness,
+    GradientSharpness,
+    TotalVariation,
+    colourfulness,
+    gradient_sharpness,
+)
 from .perceptual import FSIM, GMSD, HAARPSI, MDSI, MS_GMSD, VIF, VSI, PiqMetric
 
 __all__ = [
