@@ -28,7 +28,6 @@ refused before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .provenance import sha256_file
 
 DEMO_MANIFEST = "demo_manifest.json"
 CONTACT_SHEET = "contact_sheet.png"
@@ -82,14 +83,6 @@ def check_out_folder(out: Path) -> None:
         raise ValueError(f"--out {out} holds files that no demo wrote ({shown}); choose an empty or new folder")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -106,7 +99,7 @@ def checkpoint_provenance(runs: str | Path, stages: Sequence[str] = CHECKPOINT_S
         path = runs / stage / "last.pt"
         entry: dict[str, Any] = {"present": path.is_file()}
         if entry["present"]:
-            entry.update(path=str(path.resolve()), bytes=path.stat().st_size, sha256=_sha256(path))
+            entry.update(path=str(path.resolve()), bytes=path.stat().st_size, sha256=sha256_file(path))
             shipped = _read_json(runs / stage / "provenance.json")
             if shipped is not None:
                 entry["provenance"] = shipped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -148,3 +149,12 @@ def write_manifest(path: str | Path, seed: int | None = None, config: Any = None
         m["earlier_runs"] = history
     atomic_write_bytes(path, (json.dumps(m, indent=2, default=str) + "\n").encode())
     return m
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk``-byte blocks (checkpoints, weights, demo outputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -313,3 +313,13 @@ def test_retrain_smoke_trains_ships_then_skips_and_resumes(tmp_path):
     forced = plan_retrain(runs, root, "vae-b", force=True)
     assert forced[0].action == "overwrite" and forced[0].argv[-1] == "--overwrite"
     assert checkpoint_path(runs, "vae-b").is_file()
+
+
+def test_sha256_file_matches_the_published_test_vector(tmp_path):
+    # FIPS 180-2 test vector for "abc"; chunk=1 reads it byte by byte
+    from oldphoto_bench.provenance import sha256_file
+
+    f = tmp_path / "abc.bin"
+    f.write_bytes(b"abc")
+    expect = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert sha256_file(f) == expect and sha256_file(f, chunk=1) == expect

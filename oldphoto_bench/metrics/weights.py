@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..provenance import temp_file
+from ..provenance import sha256_file, temp_file
 
 ENV_DIR = "OLDPHOTO_WEIGHTS"
 FETCH_HINT = "oldphoto-bench weights fetch"
@@ -157,14 +157,6 @@ def search_dirs(entry: WeightsFile, weights_dir: str | os.PathLike | None = None
 def candidates(entry: WeightsFile, weights_dir: str | os.PathLike | None = None) -> list[Path]:
     """Every path the file is looked for at, in order."""
     return [d / name for d in search_dirs(entry, weights_dir) for name in entry.filenames]
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> digest, so a file is hashed once

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..provenance import atomic_write_bytes, git_revision
+from ..provenance import atomic_write_bytes, git_revision, sha256_file
 from . import CHECKPOINT_FILE, PRETRAINED_DIR, PROVENANCE_NAME
 from .stages import ShippedStage, present_stages, select_stages
 
@@ -52,14 +52,6 @@ class Export:
     @property
     def provenance_bytes(self) -> bytes:
         return (json.dumps(self.provenance, indent=2, default=str) + "\n").encode()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def strip_checkpoint(ckpt: dict[str, Any], keep: tuple[str, ...], where: str = "checkpoint") -> dict[str, Any]:

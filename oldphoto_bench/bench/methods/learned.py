@@ -50,7 +50,7 @@ class TrainedBaseline(Method):
             self.net = load_baseline(ctx.checkpoints, self.name, ctx.device)
         except FileNotFoundError as e:
             raise MethodUnavailable(self.name, str(e)) from None
-        from ...pretrained.export import sha256_file
+        from ...provenance import sha256_file
 
         self.settings = {"checkpoint": str(path), "sha256": sha256_file(path)[:16], "device": ctx.device,
                          "input": "the whole photo, padded (reflection) to a multiple of 2^depth and cropped back",

@@ -68,7 +68,7 @@ class Ours(Method):
 def checkpoint_digests(runs: Any, stages: tuple[str, ...]) -> dict[str, str]:
     """``{stage: sha256 prefix}`` of each stage's checkpoint in ``runs`` (absent ones left out): part of the
     method's settings, so that a retrained stage discards the benchmark's cached outputs."""
-    from ...pretrained.export import sha256_file
+    from ...provenance import sha256_file
     from ...train.artifacts import checkpoint_path
 
     paths = {stage: checkpoint_path(runs, stage) for stage in stages}
