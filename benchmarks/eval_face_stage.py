@@ -176,7 +176,9 @@ def main() -> None:
         payload = {"data": str(args.data), "preset": args.preset, "seed": args.seed,
                    "checkpoints": str(args.checkpoints), "summary": summary, "photos": rows,
                    "sharpness": "mean Sobel gradient magnitude of luma (0.299 R + 0.587 G + 0.114 B) in the face box"}
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        from publish_results import portable  # machine paths as ../shared/..., ./... or <work>/...
+
+        args.json.write_text(portable(json.dumps(payload, indent=1), args.work) + "\n")
     if args.sheet:
         contact_sheet(rows, args.data, aged, out, args.sheet)
 

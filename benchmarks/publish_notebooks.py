@@ -51,23 +51,19 @@ def shrink_outputs(nb, max_width: int, quality: int) -> None:
 
 
 def relative_paths(nb) -> None:
-    """Write this checkout as ``.`` and the shared data beside it as ``../shared`` in text outputs (the
-    published copies name no folder of the machine that ran them)."""
-    swaps = [(str(ROOT.parent / "shared"), "../shared"), (str(ROOT), ".")]
-    tmp = os.environ.get("TMPDIR", "/tmp")
+    """Machine paths in text outputs as ``.``, ``../shared``, ``~`` or ``<work>`` (temporary files), as in every
+    published result (:func:`publish_results.portable`): the copies name no folder of the machine that ran
+    them."""
+    from publish_results import portable
 
-    def fix(text: str) -> str:
-        for old, new in swaps:
-            text = text.replace(old, new)
-        return text.replace(tmp + "/", "$TMPDIR/")
-
+    work = Path(os.environ.get("TMPDIR", "/tmp"))
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if "text" in out:
-                out["text"] = fix(out["text"])
+                out["text"] = portable(out["text"], work)
             for mime in ("text/plain", "text/markdown", "text/html"):
                 if mime in out.get("data", {}):
-                    out["data"][mime] = fix(out["data"][mime])
+                    out["data"][mime] = portable(out["data"][mime], work)
 
 
 def execute(path: Path, params: dict, timeout: int):
