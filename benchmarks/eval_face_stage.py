@@ -48,13 +48,11 @@ def _cli(*args: str) -> None:
 
 
 def sobel_sharpness(image: torch.Tensor) -> float:
-    """Mean Sobel gradient magnitude of the luma of ``image`` ``(1, 3, H, W)`` in [0, 1] (interior pixels)."""
-    from oldphoto_bench.imageio import rgb_to_luma
+    """Mean Sobel gradient magnitude of the luma of ``image`` ``(1, 3, H, W)`` in [0, 1] (interior pixels), with
+    the unnormalised 3x3 Sobel kernels: 8 x :func:`oldphoto_bench.metrics.gradient_sharpness`."""
+    from oldphoto_bench.metrics import gradient_sharpness
 
-    y = rgb_to_luma(image).float()
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
-    gx, gy = F.conv2d(y, kx), F.conv2d(y, kx.transpose(-1, -2))
-    return float(torch.sqrt(gx**2 + gy**2).mean())
+    return 8.0 * float(gradient_sharpness(image.float())[0])
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:

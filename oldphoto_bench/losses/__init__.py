@@ -1,7 +1,7 @@
 """Losses of the latent translation: KL, L1, LSGAN, feature matching, latent L1, VGG perceptual; and of the
 scratch detector: BCE, focal, soft Dice."""
 
-from .basic import LATENT_L1_WEIGHT, kl_divergence, l1_reconstruction, latent_l1
+from .basic import LATENT_L1_WEIGHT, gradient_l1, kl_divergence, l1_reconstruction, latent_l1
 from .gan import (
     FEATURE_MATCHING_WEIGHT,
     feature_matching_loss,
@@ -28,6 +28,7 @@ __all__ = [
     "feature_matching_loss",
     "find_vgg_weights",
     "focal_loss",
+    "gradient_l1",
     "kl_divergence",
     "l1_reconstruction",
     "latent_l1",

@@ -33,3 +33,11 @@ def latent_l1(mapped: torch.Tensor, target: torch.Tensor, weight: float = LATENT
     ``target`` (VAE_B's latent of the clean photo) is detached: VAE_B is frozen while the mapping trains.
     """
     return weight * F.l1_loss(mapped, target.detach())
+
+
+def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mean |dx pred - dx target| + mean |dy pred - dy target|`` for ``(N, C, H, W)`` images, with ``dx``,
+    ``dy`` the differences of horizontally / vertically adjacent pixels (edges that an L1 regression smooths)."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return F.l1_loss(dx(pred), dx(target)) + F.l1_loss(dy(pred), dy(target))

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ..data import open_source
 from ..faces.dataset import FaceDataset
 from ..faces.enhancer import SPADEFaceGenerator
-from ..losses import l1_reconstruction
+from ..losses import gradient_l1, l1_reconstruction
 from ..models import NETWORKS
 from .adversarial import discriminator_term, generator_terms
 from .data import usable_images
@@ -50,14 +50,6 @@ if FACE_NETWORK not in NETWORKS:  # the face generator is built from checkpoints
 
 FACE_DATA_KEYS = ("aligned", "backend", "min_face", "detect_max_side", "age_size")
 CROP_CACHE = "face_crops"
-
-
-def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean |dx pred - dx target| + mean |dy pred - dy target|`` for ``(N, C, H, W)`` images, with ``dx``,
-    ``dy`` the differences of horizontally / vertically adjacent pixels."""
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
-    return F.l1_loss(dx(pred), dx(target)) + F.l1_loss(dy(pred), dy(target))
 
 
 @STAGES.register("face")
