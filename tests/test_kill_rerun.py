@@ -84,6 +84,11 @@ def _run_until_first_output(argv: list[str], watch: Path, sig: int, first: str =
             signalled = True
             break
         time.sleep(0.005)
+    if signalled:  # let the signal land before the held photos go (a process-directed signal may reach a
+        try:       # worker thread first; the main thread sees it on its next bytecode)
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
     gate.touch()  # photos already being processed finish, as they would after a real Ctrl-C
     _, err = proc.communicate(timeout=120)
     assert signalled, f"no output appeared under {watch} (exit code {proc.returncode}): {err}"
