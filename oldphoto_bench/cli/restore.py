@@ -58,6 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"folder of trained stages (default: {default_runs})",
     )
     p.add_argument("--with-scratch", action="store_true", help="detect scratches and restore with their mask")
+    p.add_argument(
+        "--mask-fill",
+        default="telea",
+        choices=("telea", "none"),  # restore.inpaint.MASK_FILLS (not imported: --help stays torch-free)
+        help="with --with-scratch: fill the detected scratches (grown by 1 px) before the translation: "
+        "telea (OpenCV inpainting; default) or none (the mask only steers the nonlocal block, as released)",
+    )
     p.add_argument("--no-faces", action="store_true", help="skip stage 3 (face detection and enhancement)")
     add_device_argument(p)
     p.add_argument(
@@ -176,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         faces=not args.no_faces,
         tile=args.tile,
         face_backend=args.face_backend,
+        mask_fill=args.mask_fill,
     )
     for note in restorer.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -192,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
             "face_backend": args.face_backend,
             "threshold": restorer.threshold,
             "dilation": restorer.dilation,
+            "mask_fill": restorer.mask_fill,
+            "fill_dilation": restorer.fill_dilation,
         },
         inputs=[str(f.path) for f in files],
     )

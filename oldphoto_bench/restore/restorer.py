@@ -12,7 +12,9 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    overlap 128, margin 32 for the depth-4 detector), ``mask = sigmoid >= threshold`` (the threshold calibrated
    when the detector was trained; 0.4, as released, for a detector without one), optionally dilated by
    ``dilation`` pixels (a ``(2d + 1)`` square; none by default, as the released test pipeline).
-2. **global restoration**: ``x`` colour-corrected by ``RUNS/colour`` when present
+2. **global restoration**: with a mask, the mask grown by 1 pixel and filled by Telea inpainting
+   (``mask_fill``, :mod:`.inpaint`; the released code paints it white and leaves the content to the
+   nonlocal block, which at the ``tiny`` scale keeps the crack's shape), then ``x`` colour-corrected by ``RUNS/colour`` when present
    (:class:`~oldphoto_bench.models.colour.GlobalColourNet`, one affine map of RGB predicted from the whole
    photo), ``z = mu_A(x)`` (VAE_A's posterior mean), ``z' = T(z, valid)`` with the latent
    validity ``valid = latent_valid_from_mask(mask)`` (all valid without a mask), ``y = G_B(z')``. The image is
@@ -43,6 +45,7 @@ from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
+from .inpaint import FILL_DILATION, MASK_FILLS, fill_mask
 from .tiling import run_tiled
 
 # The one place that says where checkpoints come from by default: the runs folder shipped inside the package
@@ -158,6 +161,8 @@ class Restorer:
         dilation: int = MASK_DILATION,
         attention: str = "linear",
         band_elements: int | None = None,
+        mask_fill: str = "telea",
+        fill_dilation: int = FILL_DILATION,
     ):
         from ..train.artifacts import checkpoint_path, load_mapping, load_scratch, load_vae
 
@@ -165,8 +170,11 @@ class Restorer:
             raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
         if attention not in ATTENTION_MODES:
             raise KeyError(f"unknown attention {attention!r}; valid names: {', '.join(ATTENTION_MODES)}")
-        if int(dilation) < 0:
-            raise ValueError(f"dilation must be >= 0, got {dilation}")
+        if int(dilation) < 0 or int(fill_dilation) < 0:
+            raise ValueError(f"dilation and fill_dilation must be >= 0, got {dilation} and {fill_dilation}")
+        if mask_fill not in MASK_FILLS:
+            raise KeyError(f"unknown mask_fill {mask_fill!r}; valid names: {', '.join(MASK_FILLS)}")
+        self.mask_fill, self.fill_dilation = mask_fill, int(fill_dilation)
         self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
         self.device = str(device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -221,8 +229,8 @@ class Restorer:
             )
         if self.with_scratch and not self.mapping.has_nonlocal:
             self.notes.append(
-                "the mapping has no partial nonlocal block: the scratch mask is detected and "
-                "saved but cannot steer the restoration"
+                "the mapping has no partial nonlocal block: the scratch mask is detected, saved and "
+                f"filled (mask_fill {self.mask_fill}) but cannot steer the translation"
             )
 
     def _setup_faces(self, backend: str) -> None:
@@ -304,7 +312,13 @@ class Restorer:
     @torch.no_grad()
     def restore_global(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Stage 2: ``G_B(T(mu_A(C(x)), valid(mask)))`` with ``C`` the global colour correction when the runs
-        folder has one: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU)."""
+        folder has one: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU).
+
+        With a ``mask`` and :attr:`mask_fill` ``telea`` the mask is first grown by :attr:`fill_dilation` pixels
+        and its pixels inpainted (:func:`~oldphoto_bench.restore.inpaint.fill_mask`), so the encoder never
+        sees the crack; the grown mask steers the nonlocal block."""
+        if mask is not None:
+            image, mask = fill_mask(image.float().cpu(), mask.float().cpu(), self.mask_fill, self.fill_dilation)
         image = self.correct_colour(image)
         h, w = image.shape[-2:]
         m = self.vae_a.multiple

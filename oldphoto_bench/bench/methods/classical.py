@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ... import imageio
+from ...restore.inpaint import INPAINT_RADIUS, inpaint_telea
 from .base import METHODS, Method, MethodContext, MethodInput, MethodUnavailable
 from .masks import DamageMasks
 
-INPAINT_RADIUS = 3  # pixels; the radius of the OpenCV inpainting documentation's example
 
 
 def _version(pkg: str) -> str:
@@ -167,18 +167,6 @@ class BM3D(ArrayDenoiser):
             # bm3d_rgb's opponent transform divides by the chroma range, 0 on a gray photo (NaN output)
             return np.repeat(bm3d.bm3d(array[..., 0], sigma, profile=self.settings["profile"])[..., None], 3, -1)
         return bm3d.bm3d_rgb(array, sigma, profile=self.settings["profile"])
-
-
-def inpaint_telea(image: torch.Tensor, mask: torch.Tensor, radius: int = INPAINT_RADIUS) -> torch.Tensor:
-    """``cv2.inpaint(..., INPAINT_TELEA)`` of ``image`` ``(1, 3, H, W)`` where ``mask`` ``(1, 1, H, W)`` > 0.5;
-    works on the 8-bit image (OpenCV's inpainting takes 8-bit input), channels independently."""
-    import cv2
-
-    m = (mask[0, 0] > 0.5).cpu().numpy().astype(np.uint8)
-    if not m.any():
-        return image.clone()
-    out = cv2.inpaint(np.ascontiguousarray(imageio.to_uint8(image)), m, float(radius), cv2.INPAINT_TELEA)
-    return imageio.to_tensor(out)
 
 
 class DenoiseInpaint(Method):

@@ -6,8 +6,9 @@
     ours-no-pn   the same pipeline with the mapping of ``RUNS/mapping-no-pn/last.pt``, trained exactly like
                  stage ``mapping`` but without the partial nonlocal block (paper's ablation "w/o PN"):
                      oldphoto-bench train mapping-no-pn --config CONFIG --data DIR --out RUNS
-                 No scratch detection (without the nonlocal block a mask cannot steer anything); faces as
-                 ``ours``. It also needs the VAEs (and ``RUNS/mapping``, which the pipeline checks for).
+                 Scratch detection and faces as ``ours``: the detected mask is still filled before the
+                 translation (``Restorer.mask_fill``), only the block's steering by it is gone. It also needs
+                 the VAEs (and ``RUNS/mapping``, which the pipeline checks for).
 
 Missing checkpoints make the method unavailable, with the files and the commands that train them.
 """
@@ -56,6 +57,7 @@ class Ours(Method):
             raise MethodUnavailable(self.name, _missing_reason(e)) from None
         self.settings = {"checkpoints": str(ctx.checkpoints), "device": ctx.device, "with_scratch": scratch,
                          "faces": use_faces, "tile": tile, "nonlocal_block": bool(self.restorer.mapping.has_nonlocal),
+                         "mask_fill": self.restorer.mask_fill if scratch else None,
                          "notes": list(self.restorer.notes),
                          "weights": checkpoint_digests(ctx.checkpoints, ("vae-a", "vae-b", "colour", "mapping",
                                                                          *(("scratch",) if scratch else ()),
@@ -100,9 +102,10 @@ class OursNoPN(Ours):
     name: ClassVar[str] = "ours-no-pn"
     description: ClassVar[str] = "our pipeline with a mapping trained without the partial nonlocal block (ablation)"
 
-    def __init__(self, ctx: MethodContext, faces: bool | None = None, tile: int | None = None):
+    def __init__(self, ctx: MethodContext, with_scratch: bool | None = None, faces: bool | None = None,
+                 tile: int | None = None):
         mapping = load_no_pn_mapping(ctx)
-        super().__init__(ctx, with_scratch=False, faces=faces, tile=tile)
+        super().__init__(ctx, with_scratch=with_scratch, faces=faces, tile=tile)
         if mapping.has_nonlocal:
             raise ValueError(f"{NO_PN_STAGE} checkpoint has a nonlocal block; retrain it with "
                              "model.mapping.nonlocal_block=false")

@@ -1,0 +1,56 @@
+"""Filling the damage mask before the latent translation.
+
+The released pipeline paints the detected scratches white and leaves their content to the mapping's partial
+nonlocal block. At this project's ``tiny`` scale (a 16-channel latent at 1/4 resolution) the block cannot
+invent the content under a crack: the mapped photo keeps the crack's shape. Filling the mask first with a
+classical inpainting (Telea 2004, OpenCV) gives the encoder a photo without the crack. Measured on the 18
+McMaster photos (paper preset, seed 0, shipped tiny checkpoints, the synthesizer's ground-truth mask):
+
+    mask steers the nonlocal block only            18.43 dB / SSIM 0.576
+    mask filled (Telea, radius 3 px) first         19.49 dB / 0.589
+    mask dilated by 1 px, then filled              19.56 dB / 0.590
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import imageio
+
+MASK_FILLS = ("telea", "none")
+INPAINT_RADIUS = 3  # pixels; the radius of the OpenCV inpainting documentation's example
+FILL_DILATION = 1   # pixels: a detected or rendered crack's mask misses its antialiased rim
+
+
+def inpaint_telea(image: torch.Tensor, mask: torch.Tensor, radius: int = INPAINT_RADIUS) -> torch.Tensor:
+    """``cv2.inpaint(..., INPAINT_TELEA)`` of ``image`` ``(1, 3, H, W)`` in [0, 1] where ``mask``
+    ``(1, 1, H, W)`` > 0.5 -> ``(1, 3, H, W)`` float32 in [0, 1]. Works on the 8-bit image (OpenCV's
+    inpainting takes 8-bit input); pixels outside the mask are the input's, rounded to 8 bits."""
+    import cv2
+
+    m = (mask[0, 0] > 0.5).cpu().numpy().astype(np.uint8)
+    if not m.any():
+        return image.clone()
+    out = cv2.inpaint(np.ascontiguousarray(imageio.to_uint8(image)), m, float(radius), cv2.INPAINT_TELEA)
+    return imageio.to_tensor(out)
+
+
+def dilate_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """``(N, 1, H, W)`` in {0, 1} -> the same, grown by ``pixels`` (a square structuring element)."""
+    if pixels <= 0:
+        return mask
+    return F.max_pool2d(mask.float(), 2 * pixels + 1, stride=1, padding=pixels)
+
+
+def fill_mask(image: torch.Tensor, mask: torch.Tensor, method: str = "telea",
+              dilation: int = FILL_DILATION) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image, mask)`` -> ``(filled image, the mask that was filled)``: ``mask`` grown by ``dilation``
+    pixels, then its pixels replaced by ``method`` (``telea``; ``none`` returns both unchanged)."""
+    if method not in MASK_FILLS:
+        raise KeyError(f"unknown mask fill {method!r}; valid: {', '.join(MASK_FILLS)}")
+    if method == "none":
+        return image, mask
+    grown = dilate_mask(mask, int(dilation))
+    return inpaint_telea(image, grown), grown
