@@ -52,6 +52,15 @@ def colour_statistics(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std, q.permute(1, 0, 2).flatten(1), corr], dim=1)
 
 
+def colour_histograms(t: torch.Tensor, bins: int) -> torch.Tensor:
+    """``(N, 3, h, w)`` in [0, 1] -> ``(N, 3 * bins)``: each channel's histogram over ``bins`` equal bins of
+    [0, 1], as shares of the pixels (where the mass sits tells a lifted black or a tint apart)."""
+    n, c = t.shape[:2]
+    idx = (t.flatten(2).clamp(0.0, 1.0) * bins).long().clamp_(max=bins - 1)         # (N, 3, P)
+    counts = torch.zeros(n, c, bins, dtype=t.dtype, device=t.device).scatter_add_(2, idx, torch.ones_like(t.flatten(2)))
+    return (counts / idx.shape[-1]).flatten(1)
+
+
 class GlobalColourNet(nn.Module):
     """``forward(image)`` -> ``(N, 3, 4)`` affine colour maps; :meth:`correct` applies them.
 
@@ -59,9 +68,10 @@ class GlobalColourNet(nn.Module):
     """
 
     def __init__(self, size: int = 64, base_channels: int = 16, hidden: int = 64, n_down: int = 4,
-                 init_seed: int = 0):
+                 histogram_bins: int = 0, init_seed: int = 0):
         super().__init__()
         self.size = int(size)
+        self.histogram_bins = int(histogram_bins)
         layers: list[nn.Module] = []
         cin = 3
         for i in range(n_down):
@@ -69,7 +79,8 @@ class GlobalColourNet(nn.Module):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin + N_STATISTICS, hidden), nn.LeakyReLU(0.2, inplace=True),
+        n_features = cin + N_STATISTICS + 3 * self.histogram_bins
+        self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.LeakyReLU(0.2, inplace=True),
                                   mark_zero_init(nn.Linear(hidden, 12)))
         self.register_buffer("identity", torch.eye(3, 4), persistent=False)
         init_weights_(self, init_seed)
@@ -78,6 +89,8 @@ class GlobalColourNet(nn.Module):
         t = thumbnail(image.float(), self.size)
         pooled = self.features(t).mean(dim=(2, 3))
         stats = colour_statistics(t)
+        if self.histogram_bins:
+            stats = torch.cat([stats, colour_histograms(t, self.histogram_bins)], dim=1)
         return self.identity + self.head(torch.cat([pooled, stats], dim=1)).view(-1, 3, 4)
 
     def correct(self, image: torch.Tensor) -> torch.Tensor:
