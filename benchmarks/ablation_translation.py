@@ -8,6 +8,9 @@ per-photo seeds), so the numbers compare with the README's table. Each variant i
           detect  stages 1 + 2: the runs folder's scratch detector at its calibrated threshold
                   (the default of ``ours`` when RUNS/scratch exists)
 
+A mask is filled by Telea inpainting before the translation (``Restorer.mask_fill``, the pipeline's default);
+``gt-nofill`` and ``detect-nofill`` leave it unfilled (the mask only steers the nonlocal block, as released).
+
 Faces are not refined (stage 3 has its own benchmark). Besides PSNR / SSIM against the clean photo, every
 variant also restores the clean photo itself (``clean_psnr``: the harm done to a photo that needs nothing;
 with ``--clean-full`` also through every stage, faces included, as ``restore`` does: ``clean_full_psnr``).
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-MASKS = ("none", "gt", "detect")
+MASKS = ("none", "gt", "detect", "gt-nofill", "detect-nofill")
 
 
 def parse_variant(text: str) -> tuple[str, Path, str]:
@@ -45,7 +48,7 @@ def parse_variant(text: str) -> tuple[str, Path, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", action="append", type=parse_variant, required=True,
-                    help="NAME=RUNS[:none|gt|detect] (repeat)")
+                    help=f"NAME=RUNS[:{'|'.join(MASKS)}] (repeat)")
     ap.add_argument("--suite", default="clean:../shared/data/clean/kodak24", help="a bench suite spec")
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--seed", type=int, default=0)
@@ -71,10 +74,12 @@ def main() -> None:
     base = {"psnr": [float(psnr(d, c)[0]) for _, d, c, _ in photos],
             "ssim": [float(ssim(d, c)[0]) for _, d, c, _ in photos]}
     rows.append({"variant": "input", "runs": "", "mask": "", **{k: statistics.fmean(v) for k, v in base.items()}})
-    for name, runs, mask in args.variant:
-        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False)
+    for name, runs, mode in args.variant:
+        mask, _, nofill = mode.partition("-")
+        fill = "none" if nofill else "telea"
+        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill)
         per: dict[str, list[float]] = {"psnr": [], "ssim": [], "clean_psnr": [], "flagged": []}
-        full = Restorer(runs, with_scratch=mask == "detect", faces=True) if args.clean_full else None
+        full = Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill) if args.clean_full else None
         if full is not None:
             per["clean_full_psnr"] = []
         for _, degraded, clean, gt in photos:
@@ -90,7 +95,7 @@ def main() -> None:
             per["flagged"].append(flagged)
             if full is not None:
                 per["clean_full_psnr"].append(float(psnr(full.restore(clean).image, clean)[0]))
-        row = {"variant": name, "runs": str(runs), "mask": mask}
+        row = {"variant": name, "runs": str(runs), "mask": mode}
         for k, v in per.items():
             a = aggregate(v)
             row[k], row[f"{k}_ci95"] = a.mean, a.ci95
