@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from oldphoto_bench.models.colour import GlobalColourNet, apply_colour, thumbnail
+from oldphoto_bench.models.colour import N_STATISTICS, GlobalColourNet, apply_colour, thumbnail
 from oldphoto_bench.seeding import torch_generator
 
 
@@ -72,3 +72,17 @@ def test_colour_stage_trains_and_restore_applies_it(tmp_path):
     restorer.colour = None
     torch.testing.assert_close(restorer.restore_global(corrected), Restorer(tmp_path, faces=False).restore_global(image))
     assert not torch.equal(before, restorer.restore_global(corrected))
+
+
+def test_colour_histograms_match_numpy():
+    from oldphoto_bench.models.colour import colour_histograms
+
+    t = torch.rand(2, 3, 17, 9, generator=torch_generator(3))
+    t[0, 0, 0, 0], t[1, 2, 0, 0] = 1.0, 0.0  # both ends of the range land in the end bins
+    got = colour_histograms(t, 8).view(2, 3, 8)
+    for n in range(2):
+        for c in range(3):
+            ref, _ = np.histogram(t[n, c].numpy(), bins=8, range=(0.0, 1.0))
+            assert np.allclose(got[n, c].numpy(), ref / t[n, c].numel(), atol=1e-7)
+    net = GlobalColourNet(histogram_bins=8)
+    assert net(t).shape == (2, 3, 4) and net.head[0].in_features == 64 + N_STATISTICS + 24
