@@ -46,11 +46,13 @@ def dilate_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
 
 def fill_mask(image: torch.Tensor, mask: torch.Tensor, method: str = "telea",
               dilation: int = FILL_DILATION) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(image, mask)`` -> ``(filled image, the mask that was filled)``: ``mask`` grown by ``dilation``
-    pixels, then its pixels replaced by ``method`` (``telea``; ``none`` returns both unchanged)."""
+    """``(image, mask)`` -> ``(filled image, the mask that was filled)``: ``mask`` ``(1, 1, H, W)`` grown by
+    ``dilation`` pixels, then its pixels of ``image`` ``(1, 3, H, W)`` replaced by ``method`` (``telea``;
+    ``none`` returns both unchanged); every other pixel is left exactly as it was."""
     if method not in MASK_FILLS:
         raise KeyError(f"unknown mask fill {method!r}; valid: {', '.join(MASK_FILLS)}")
     if method == "none":
         return image, mask
     grown = dilate_mask(mask, int(dilation))
-    return inpaint_telea(image, grown), grown
+    # only the mask's pixels change: the rest keeps its full precision (the inpainting works on 8 bits)
+    return torch.where(grown > 0.5, inpaint_telea(image, grown), image), grown

@@ -14,7 +14,8 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    ``dilation`` pixels (a ``(2d + 1)`` square; none by default, as the released test pipeline).
 2. **global restoration**: with a mask, the mask grown by 1 pixel and filled by Telea inpainting
    (``mask_fill``, :mod:`.inpaint`; the released code paints it white and leaves the content to the
-   nonlocal block, which at the ``tiny`` scale keeps the crack's shape), then ``x`` colour-corrected by ``RUNS/colour`` when present
+   nonlocal block, which at the ``tiny`` scale keeps the crack's shape), then ``x`` colour-corrected by
+   ``RUNS/colour`` when present
    (:class:`~oldphoto_bench.models.colour.GlobalColourNet`, one affine map of RGB predicted from the whole
    photo), ``z = mu_A(x)`` (VAE_A's posterior mean), ``z' = T(z, valid)`` with the latent
    validity ``valid = latent_valid_from_mask(mask)`` (all valid without a mask), ``y = G_B(z')``. The image is
