@@ -63,3 +63,22 @@ def test_restorer_fills_the_mask_before_the_translation(smoke_runs):
     assert torch.allclose(a, plain.restore_global(filled, grown))     # = fill, then the released path
     with pytest.raises(KeyError, match="valid names: telea, none"):
         Restorer(smoke_runs, faces=False, mask_fill="white")
+
+
+def test_small_components_are_dropped_like_skimage_regions():
+    from skimage.measure import label, regionprops
+
+    from oldphoto_bench.restore.inpaint import drop_small_components
+
+    mask = (torch.from_numpy(numpy_rng(4).random((1, 1, 40, 50))) > 0.8).float()
+    mask[..., 30, 5:45] = 1.0                                            # one long scratch
+    for area in (0, 1, 5, 20):
+        got = drop_small_components(mask, area)[0, 0].numpy() > 0.5
+        labels = label(mask[0, 0].numpy() > 0.5, connectivity=2)
+        ref = np.zeros_like(got)
+        for region in regionprops(labels):
+            if region.area >= area:
+                ref[labels == region.label] = True
+        assert np.array_equal(got, ref)
+    assert drop_small_components(mask, 20)[0, 0, 30, 5:45].eq(1).all()   # the scratch survives
+    assert torch.equal(drop_small_components(torch.zeros(1, 1, 8, 8), 48), torch.zeros(1, 1, 8, 8))

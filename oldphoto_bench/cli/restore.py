@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             "dilation": restorer.dilation,
             "mask_fill": restorer.mask_fill,
             "fill_dilation": restorer.fill_dilation,
+            "min_component": restorer.min_component,
         },
         inputs=[str(f.path) for f in files],
     )

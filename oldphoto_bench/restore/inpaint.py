@@ -22,6 +22,11 @@ from .. import imageio
 MASK_FILLS = ("telea", "none")
 INPAINT_RADIUS = 3  # pixels; the radius of the OpenCV inpainting documentation's example
 FILL_DILATION = 1   # pixels: a detected or rendered crack's mask misses its antialiased rim
+# Detections smaller than this many pixels (8-connected) are dropped: scratches and cracks are long, the
+# detector's false positives on clean photos mostly specks. On 16 BSDS500 photos (max side 512, paper preset,
+# seed 0; not the detector's training photos) a clean photo through the detector and the fill kept 26.06 /
+# 26.33 / 26.69 dB with 0 / 16 / 48 (27.10 dB unfilled), aged photos 19.71 dB with each (19.61 unfilled).
+MIN_COMPONENT = 48
 
 
 def inpaint_telea(image: torch.Tensor, mask: torch.Tensor, radius: int = INPAINT_RADIUS) -> torch.Tensor:
@@ -35,6 +40,23 @@ def inpaint_telea(image: torch.Tensor, mask: torch.Tensor, radius: int = INPAINT
         return image.clone()
     out = cv2.inpaint(np.ascontiguousarray(imageio.to_uint8(image)), m, float(radius), cv2.INPAINT_TELEA)
     return imageio.to_tensor(out)
+
+
+def drop_small_components(mask: torch.Tensor, min_area: int) -> torch.Tensor:
+    """``(1, 1, H, W)`` in {0, 1} -> the same without its 8-connected components of fewer than ``min_area``
+    pixels (``min_area <= 1`` keeps everything)."""
+    from scipy import ndimage
+
+    if min_area <= 1:
+        return mask
+    m = mask[0, 0].cpu().numpy() > 0.5
+    labels, count = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return mask
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= int(min_area)
+    keep[0] = False  # the background
+    return torch.from_numpy(keep[labels].astype(np.float32))[None, None].to(mask.device)
 
 
 def dilate_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:

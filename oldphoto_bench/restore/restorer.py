@@ -10,7 +10,8 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
 1. **scratch detection** (``with_scratch``): the U-Net on the luma at full resolution (the released code
    rescales to a 256-pixel side first), in overlapping blended tiles (:func:`~.tiling.run_tiled`; tile 512,
    overlap 128, margin 32 for the depth-4 detector), ``mask = sigmoid >= threshold`` (the threshold calibrated
-   when the detector was trained; 0.4, as released, for a detector without one), optionally dilated by
+   when the detector was trained; 0.4, as released, for a detector without one), without detections smaller
+   than ``min_component`` pixels (48; specks are mostly false positives, :mod:`.inpaint`), optionally dilated by
    ``dilation`` pixels (a ``(2d + 1)`` square; none by default, as the released test pipeline).
 2. **global restoration**: with a mask, the mask grown by 1 pixel and filled by Telea inpainting
    (``mask_fill``, :mod:`.inpaint`; the released code paints it white and leaves the content to the
@@ -46,7 +47,7 @@ from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
-from .inpaint import FILL_DILATION, MASK_FILLS, fill_mask
+from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, drop_small_components, fill_mask
 from .tiling import run_tiled
 
 # The one place that says where checkpoints come from by default: the runs folder shipped inside the package
@@ -164,6 +165,7 @@ class Restorer:
         band_elements: int | None = None,
         mask_fill: str = "telea",
         fill_dilation: int = FILL_DILATION,
+        min_component: int = MIN_COMPONENT,
     ):
         from ..train.artifacts import checkpoint_path, load_mapping, load_scratch, load_vae
 
@@ -171,11 +173,12 @@ class Restorer:
             raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
         if attention not in ATTENTION_MODES:
             raise KeyError(f"unknown attention {attention!r}; valid names: {', '.join(ATTENTION_MODES)}")
-        if int(dilation) < 0 or int(fill_dilation) < 0:
-            raise ValueError(f"dilation and fill_dilation must be >= 0, got {dilation} and {fill_dilation}")
+        if min(int(dilation), int(fill_dilation), int(min_component)) < 0:
+            raise ValueError(f"dilation, fill_dilation and min_component must be >= 0, got {dilation}, "
+                             f"{fill_dilation} and {min_component}")
         if mask_fill not in MASK_FILLS:
             raise KeyError(f"unknown mask_fill {mask_fill!r}; valid names: {', '.join(MASK_FILLS)}")
-        self.mask_fill, self.fill_dilation = mask_fill, int(fill_dilation)
+        self.mask_fill, self.fill_dilation, self.min_component = mask_fill, int(fill_dilation), int(min_component)
         self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
         self.device = str(device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -296,8 +299,9 @@ class Restorer:
         )
 
     def mask_from_probability(self, prob: torch.Tensor) -> torch.Tensor:
-        """``prob >= threshold``, dilated by :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
-        mask = (prob >= self.threshold).float()
+        """``prob >= threshold``, without components smaller than :attr:`min_component` pixels, dilated by
+        :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
+        mask = drop_small_components((prob >= self.threshold).float(), self.min_component)
         if self.dilation:
             k = 2 * self.dilation + 1
             mask = F.max_pool2d(mask, k, stride=1, padding=self.dilation)

@@ -58,6 +58,7 @@ class Ours(Method):
         self.settings = {"checkpoints": str(ctx.checkpoints), "device": ctx.device, "with_scratch": scratch,
                          "faces": use_faces, "tile": tile, "nonlocal_block": bool(self.restorer.mapping.has_nonlocal),
                          "mask_fill": self.restorer.mask_fill if scratch else None,
+                         "min_component": self.restorer.min_component if scratch else None,
                          "notes": list(self.restorer.notes),
                          "weights": checkpoint_digests(ctx.checkpoints, ("vae-a", "vae-b", "colour", "mapping",
                                                                          *(("scratch",) if scratch else ()),
