@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
-from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, drop_small_components, fill_mask
+from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 from .tiling import run_tiled
 
 # The one place that says where checkpoints come from by default: the runs folder shipped inside the package

@@ -33,7 +33,6 @@ from .base import METHODS, Method, MethodContext, MethodInput, MethodUnavailable
 from .masks import DamageMasks
 
 
-
 def _version(pkg: str) -> str:
     try:
         return metadata.version(pkg)
