@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
-from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, drop_small_components, fill_mask
+from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, dilate_mask, drop_small_components, fill_mask
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 from .tiling import run_tiled
 
@@ -302,10 +302,7 @@ class Restorer:
         """``prob >= threshold``, without components smaller than :attr:`min_component` pixels, dilated by
         :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
         mask = drop_small_components((prob >= self.threshold).float(), self.min_component)
-        if self.dilation:
-            k = 2 * self.dilation + 1
-            mask = F.max_pool2d(mask, k, stride=1, padding=self.dilation)
-        return mask
+        return dilate_mask(mask, self.dilation)
 
     @torch.no_grad()
     def correct_colour(self, image: torch.Tensor) -> torch.Tensor:
