@@ -4,9 +4,16 @@ commute with it), its training data, and the restore pipeline picking it up from
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from oldphoto_bench.models.colour import N_STATISTICS, GlobalColourNet, apply_colour, thumbnail
+from oldphoto_bench.models.colour import (
+    N_STATISTICS,
+    GlobalColourNet,
+    apply_colour,
+    colour_statistics,
+    thumbnail,
+)
 from oldphoto_bench.seeding import torch_generator
 
 
@@ -86,3 +93,25 @@ def test_colour_histograms_match_numpy():
             assert np.allclose(got[n, c].numpy(), ref / t[n, c].numel(), atol=1e-7)
     net = GlobalColourNet(histogram_bins=8)
     assert net(t).shape == (2, 3, 4) and net.head[0].in_features == 64 + N_STATISTICS + 24
+
+
+def test_statistics_only_standardised_net_starts_as_identity_and_standardises_features():
+    g = torch_generator(5)
+    x = torch.rand(6, 3, 30, 41, generator=g)
+    net = GlobalColourNet(size=16, hidden=32, n_down=0, standardize=True, head_layers=2, init_seed=2)
+    assert torch.equal(net.correct(x), x)  # zero last layer: the identity in training and eval mode
+    assert [type(m).__name__ for m in net.head].count("Linear") == 3 and len(net.features) == 0
+    # LeCun-normal hidden layers for unit-variance features: std close to 1 / sqrt(fan_in)
+    w = net.head[2].weight
+    assert abs(float(w.std()) * w.shape[1] ** 0.5 - 1.0) < 0.1
+    # in training mode the features reaching the MLP have zero mean and unit variance over the batch
+    seen = {}
+    net.head[0].register_forward_hook(lambda m, inp, out: seen.update(f=inp[0].detach()))
+    net.train()(x)
+    # reference: the thumbnail's channel means and colour_statistics, standardised over the batch
+    t = thumbnail(x, 16)
+    raw = torch.cat([t.mean(dim=(2, 3)), colour_statistics(t)], dim=1).double()
+    ref = (raw - raw.mean(0)) / (raw.var(0, unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(seen["f"].double(), ref, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="head_layers"):
+        GlobalColourNet(head_layers=0)

@@ -6,11 +6,14 @@ alone lifts the input from 19.2 to 22.5 dB. The latent mapping, trained on small
 the photo to undo them, so a small network looks at the whole photo and predicts one affine map of RGB::
 
     t      = thumbnail(x)                      (N, 3, s, s), area-averaged (s = 64)
-    [A|b]  = identity + MLP([pool(CNN(t)), statistics(t)])          (N, 3, 4)
+    f      = [pool(CNN(t)), statistics(t)]     (n_down = 0: no CNN, pool(t) is the channel means)
+    [A|b]  = identity + MLP(standardise(f))                         (N, 3, 4)
     x'     = clamp(A x + b, 0, 1)              every pixel of the full-resolution photo
 
-No normalisation layer: absolute colour is what it must see. The MLP's last layer starts at zero, so the
-correction starts as the identity.
+No normalisation inside the CNN: absolute colour is what it must see. ``standardize`` rescales each feature
+of ``f`` to zero mean and unit variance over the training photos (a BatchNorm without affine parameters,
+frozen in eval mode), so the statistics, which differ by orders of magnitude in spread, weigh alike. The
+MLP's last layer starts at zero, so the correction starts as the identity.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..seeding import derive_seed, torch_generator
 from .blocks import init_weights_, mark_zero_init
 
 
@@ -68,7 +72,7 @@ class GlobalColourNet(nn.Module):
     """
 
     def __init__(self, size: int = 64, base_channels: int = 16, hidden: int = 64, n_down: int = 4,
-                 histogram_bins: int = 0, init_seed: int = 0):
+                 histogram_bins: int = 0, standardize: bool = False, head_layers: int = 1, init_seed: int = 0):
         super().__init__()
         self.size = int(size)
         self.histogram_bins = int(histogram_bins)
@@ -80,10 +84,23 @@ class GlobalColourNet(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers)
         n_features = cin + N_STATISTICS + 3 * self.histogram_bins
-        self.head = nn.Sequential(nn.Linear(n_features, hidden), nn.LeakyReLU(0.2, inplace=True),
-                                  mark_zero_init(nn.Linear(hidden, 12)))
+        if int(head_layers) < 1:
+            raise ValueError(f"head_layers must be >= 1, got {head_layers}")
+        self.standardize = nn.BatchNorm1d(n_features, affine=False) if standardize else nn.Identity()
+        head: list[nn.Module] = []
+        for i in range(int(head_layers)):
+            head += [nn.Linear(n_features if i == 0 else hidden, hidden), nn.LeakyReLU(0.2, inplace=True)]
+        self.head = nn.Sequential(*head, mark_zero_init(nn.Linear(hidden, 12)))
         self.register_buffer("identity", torch.eye(3, 4), persistent=False)
         init_weights_(self, init_seed)
+        if standardize:
+            # unit-variance features: LeCun-normal hidden layers (std 1 / sqrt(fan_in)) keep the activations'
+            # scale; pix2pixHD's N(0, 0.02) left them ~0.1 and trained slower (held-out colour gain after 2000
+            # steps: 0.94 vs 1.02 dB, benchmarks/eval_colour_stage.py)
+            gen = torch_generator(derive_seed(init_seed, 1))
+            for m in self.head:
+                if isinstance(m, nn.Linear) and not getattr(m, "zero_init", False):
+                    m.weight.data.copy_(torch.empty(m.weight.shape).normal_(0.0, m.in_features ** -0.5, generator=gen))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         t = thumbnail(image.float(), self.size)
@@ -91,7 +108,8 @@ class GlobalColourNet(nn.Module):
         stats = colour_statistics(t)
         if self.histogram_bins:
             stats = torch.cat([stats, colour_histograms(t, self.histogram_bins)], dim=1)
-        return self.identity + self.head(torch.cat([pooled, stats], dim=1)).view(-1, 3, 4)
+        features = self.standardize(torch.cat([pooled, stats], dim=1))
+        return self.identity + self.head(features).view(-1, 3, 4)
 
     def correct(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` (N, 3, H, W) -> the colour-corrected photo, same shape, in [0, 1]."""
