@@ -113,6 +113,13 @@ def test_detector_input_is_pil_luma_and_network_normalises_to_minus1_1():
     assert to_detector_input(gray) is gray
     with pytest.raises(ValueError):
         to_detector_input(torch.rand(1, 2, 4, 4))
+    # an RGB detector gets the photo as it is, a gray photo repeated over three channels
+    x3 = to_tensor(rgb)
+    assert torch.equal(to_detector_input(x3, 3), x3)
+    assert torch.equal(to_detector_input(gray, 3), gray.repeat(1, 3, 1, 1))
+    with pytest.raises(ValueError, match="1 \\(luma\\) or 3"):
+        to_detector_input(x3, 2)
+    assert ScratchUNet(in_channels=3, base_channels=8, depth=2).in_channels == 3
     a = ScratchUNet(base_channels=8, depth=2, init_seed=3).eval()
     b = ScratchUNet(base_channels=8, depth=2, init_seed=3, normalize_input=False).eval()
     x = torch.rand(1, 1, 16, 16)

@@ -39,15 +39,21 @@ UP_MODES = ("bilinear", "transpose")
 LEAKY_SLOPE = 0.2  # released LeakyReLU(0.2)
 
 
-def to_detector_input(image: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` gray in [0, 1] -> ``(N, 1, H, W)`` luma in [0, 1].
+def to_detector_input(image: torch.Tensor, channels: int = 1) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` gray in [0, 1] -> ``(N, channels, H, W)`` in [0, 1].
 
-    ``Y = 0.299 R + 0.587 G + 0.114 B`` (BT.601, what the released code's PIL ``convert("L")`` computes). The
-    released ``[-1, 1]`` normalisation happens inside :class:`ScratchUNet` (``normalize_input``).
+    ``channels=1`` (released): luma ``Y = 0.299 R + 0.587 G + 0.114 B`` (BT.601, what the released code's PIL
+    ``convert("L")`` computes). ``channels=3``: RGB as it is (a gray photo repeated), for a detector that may
+    use colour (a white scratch has none; an edge between coloured objects often has). The released
+    ``[-1, 1]`` normalisation happens inside :class:`ScratchUNet` (``normalize_input``).
     """
     if image.dim() != 4 or image.shape[1] not in (1, 3):
         raise ValueError(f"expected (N, 3, H, W) RGB or (N, 1, H, W) gray, got {tuple(image.shape)}")
-    return image if image.shape[1] == 1 else rgb_to_luma(image)
+    if channels == 1:
+        return image if image.shape[1] == 1 else rgb_to_luma(image)
+    if channels == 3:
+        return image if image.shape[1] == 3 else image.expand(-1, 3, -1, -1)
+    raise ValueError(f"a detector takes 1 (luma) or 3 (RGB) channels, got {channels}")
 
 
 class BlurDownsample(nn.Module):
@@ -131,6 +137,7 @@ class ScratchUNet(nn.Module):
             raise ValueError(f"depth must be >= 1, got {depth}")
         widths = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
         self.depth = depth
+        self.in_channels = int(in_channels)
         self.widths = widths
         self.normalize_input = normalize_input
         self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_channels, widths[0], 7),

@@ -226,10 +226,10 @@ class Restorer:
                 f"{checkpoint_path(self.runs, 'mapping')} maps {mapped}-channel latents but the VAEs have "
                 f"{a.latent_channels}; retrain it with `{train_command(self.runs, 'mapping')}`"
             )
-        if self.detector is not None and self.detector.stem[1].in_channels != 1:
+        if self.detector is not None and self.detector.stem[1].in_channels not in (1, 3):
             raise ValueError(
-                f"{checkpoint_path(self.runs, 'scratch')} is not a grayscale detector; retrain it "
-                f"with `{train_command(self.runs, 'scratch')}`"
+                f"{checkpoint_path(self.runs, 'scratch')} takes {self.detector.stem[1].in_channels} channels, "
+                f"neither luma (1) nor RGB (3); retrain it with `{train_command(self.runs, 'scratch')}`"
             )
         if self.with_scratch and not self.mapping.has_nonlocal:
             self.notes.append(
@@ -285,7 +285,7 @@ class Restorer:
         """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] (CPU) for ``image`` ``(1, 3, H, W)``."""
         if self.detector is None:
             raise ValueError("this Restorer was built without the scratch detector (with_scratch=False)")
-        luma = to_detector_input(image.float().cpu())
+        luma = to_detector_input(image.float().cpu(), getattr(self.detector, "in_channels", 1))
         tile, m = self.detector_tile, self.detector.multiple
         overlap = max(m, min(DETECTOR_OVERLAP, (tile // 2) // m * m)) if tile else DETECTOR_OVERLAP
         return run_tiled(

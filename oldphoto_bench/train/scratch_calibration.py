@@ -45,7 +45,8 @@ def _probabilities(model: torch.nn.Module, items: list[dict[str, Any]], device: 
     probs, masks = [], []
     for s in range(0, len(items), batch_size):
         batch = collate(items[s : s + batch_size])
-        probs.append(model.predict_proba(to_detector_input(batch["degraded"]).to(device)).float().cpu())
+        x = to_detector_input(batch["degraded"], getattr(model, "in_channels", 1)).to(device)
+        probs.append(model.predict_proba(x).float().cpu())
         masks.append(batch["mask"])
     return torch.cat(probs), torch.cat(masks)
 

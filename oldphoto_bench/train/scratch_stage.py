@@ -78,7 +78,7 @@ def evaluate_detector(
     try:
         for s in range(0, n, batch_size):
             batch = collate(items[s : s + batch_size])
-            x = to_detector_input(batch["degraded"]).to(device)
+            x = to_detector_input(batch["degraded"], getattr(model, "in_channels", 1)).to(device)
             prob = model.predict_proba(x).float().cpu()
             metrics.update(prob, batch["mask"])
     finally:
@@ -157,7 +157,7 @@ class ScratchStage(Stage):
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.next_batch("pairs")
-        x, target = to_detector_input(batch["degraded"]), batch["mask"]
+        x, target = to_detector_input(batch["degraded"], self.models["detector"].in_channels), batch["mask"]
         with self.precision.autocast():
             logits = self.detector(x)
         terms = self.loss.terms(logits.float(), target.float())

@@ -59,7 +59,8 @@ class DamageMasks:
 
         m = self.detector.multiple
         overlap = max(m, min(DETECTOR_OVERLAP, (DEFAULT_TILE // 2) // m * m))
-        prob = run_tiled(self.detector.predict_proba, to_detector_input(item.image.float()), tile=DEFAULT_TILE,
+        x = to_detector_input(item.image.float(), getattr(self.detector, "in_channels", 1))
+        prob = run_tiled(self.detector.predict_proba, x, tile=DEFAULT_TILE,
                          overlap=overlap, multiple=m, margin=overlap // 4, device=self.device)
         mask = (prob >= self.threshold).float()
         k = 2 * MASK_DILATION + 1
