@@ -46,8 +46,12 @@ def _pixels(path: Path) -> np.ndarray:
 # `oldphoto-bench ARGV...` whose image loader lets the first photo through and holds every other one until the
 # gate file exists (at most 120 s, so a broken test cannot hang).
 GATED_CLI = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+
+# Ctrl-C as in a terminal: a job started in the background by a non-interactive shell (`cmd &`, as CI
+# runners and nohup do) inherits SIGINT ignored, and so would this child
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import oldphoto_bench.imageio as imageio
 from oldphoto_bench.cli import main
