@@ -120,7 +120,8 @@ class _Up(nn.Module):
 
 
 class ScratchUNet(nn.Module):
-    """Scratch detector ``(N, in_channels, H, W)`` luma in [0, 1] -> ``(N, out_channels, H, W)`` logits.
+    """Scratch detector ``(N, in_channels, H, W)`` luma (or RGB, ``in_channels=3``) in [0, 1] ->
+    ``(N, out_channels, H, W)`` logits.
 
     ``forward`` needs H and W to be multiples of :attr:`multiple` ``= 2**depth`` and at least
     ``2 * multiple`` (the bottleneck is then at least 2x2, which its reflection padding needs);
