@@ -24,11 +24,17 @@ import numpy as np
 import torch
 
 
-def oracle_colour(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x``, ``y`` (H, W, 3) float in [0, 1] -> ``clip(A x + b)`` with the least-squares affine map to ``y``."""
+def fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x``, ``y`` (..., 3) colours -> the least-squares ``(4, 3)`` ``[A | b]^T`` with ``[x, 1] @ coef ~ y``."""
     design = np.concatenate([x.reshape(-1, 3), np.ones((x.size // 3, 1))], axis=1)
     coef, *_ = np.linalg.lstsq(design, y.reshape(-1, 3), rcond=None)
-    return np.clip(design @ coef, 0.0, 1.0).reshape(x.shape)
+    return coef
+
+
+def oracle_colour(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x``, ``y`` (H, W, 3) float in [0, 1] -> ``clip(A x + b)`` with the least-squares affine map to ``y``."""
+    coef = fit_affine(x, y)
+    return np.clip(x @ coef[:3] + coef[3], 0.0, 1.0)
 
 
 def main() -> None:

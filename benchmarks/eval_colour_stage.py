@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from colour_oracle import fit_affine  # a sibling script: benchmarks/ is on sys.path when one of them runs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CAP_DB = 60.0
@@ -33,9 +34,10 @@ CAP_DB = 60.0
 
 def oracle_affine(aged: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """The least-squares ``(1, 3, 4)`` affine map taking ``aged`` (1, 3, H, W) closest to ``clean``."""
-    x = torch.cat([aged.flatten(2), torch.ones_like(aged[:, :1].flatten(2))], dim=1)[0].T.double()  # (P, 4)
-    sol = torch.linalg.lstsq(x, clean.flatten(2)[0].T.double()).solution                            # (4, 3)
-    return sol.T.float()[None]
+    def pixels(t: torch.Tensor):
+        return t[0].permute(1, 2, 0).double().numpy()
+
+    return torch.from_numpy(fit_affine(pixels(aged), pixels(clean)).T).float()[None]
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ is no mask and the methods are unavailable.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .base import MethodContext, MethodInput, MethodUnavailable
 
@@ -54,6 +53,7 @@ class DamageMasks:
                 raise ValueError(f"{item.name}: the suite gave no ground-truth mask")
             return (item.mask > 0.5).float()
         from ...models import to_detector_input
+        from ...restore.inpaint import dilate_mask
         from ...restore.restorer import DEFAULT_TILE, DETECTOR_OVERLAP, MASK_DILATION
         from ...restore.tiling import run_tiled
 
@@ -62,6 +62,4 @@ class DamageMasks:
         x = to_detector_input(item.image.float(), getattr(self.detector, "in_channels", 1))
         prob = run_tiled(self.detector.predict_proba, x, tile=DEFAULT_TILE,
                          overlap=overlap, multiple=m, margin=overlap // 4, device=self.device)
-        mask = (prob >= self.threshold).float()
-        k = 2 * MASK_DILATION + 1
-        return F.max_pool2d(mask, k, stride=1, padding=MASK_DILATION) if MASK_DILATION else mask
+        return dilate_mask((prob >= self.threshold).float(), MASK_DILATION)
