@@ -12,6 +12,7 @@ from oldphoto_bench.models.colour import (
     GlobalColourNet,
     apply_colour,
     colour_statistics,
+    fit_colour,
     thumbnail,
 )
 from oldphoto_bench.seeding import torch_generator
@@ -115,3 +116,36 @@ def test_statistics_only_standardised_net_starts_as_identity_and_standardises_fe
     torch.testing.assert_close(seen["f"].double(), ref, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="head_layers"):
         GlobalColourNet(head_layers=0)
+
+
+def test_fit_colour_matches_weighted_least_squares_and_ignores_masked_pixels():
+    gen = torch_generator(11)
+    x = torch.rand(2, 3, 12, 10, generator=gen)
+    affine = torch.tensor([[0.7, 0.2, 0.0, 0.1], [0.0, 0.9, 0.1, -0.05], [0.1, 0.1, 0.6, 0.2]])
+    y = apply_colour(x, affine.expand(2, 3, 4)) + 0.01 * torch.randn(2, 3, 12, 10, generator=gen)
+    weight = (torch.rand(2, 1, 12, 10, generator=gen) > 0.3).float()
+    y_bad = torch.where(weight.bool(), y, torch.ones_like(y))   # a white "scratch" where the weight is 0
+    fit = fit_colour(x, y_bad, weight, ridge=0.0)
+    for i in range(2):  # reference: numpy least squares on the kept pixels only
+        keep = weight[i, 0].flatten().bool().numpy()
+        u = np.concatenate([x[i].flatten(1).T.numpy(), np.ones((x[0, 0].numel(), 1))], 1)[keep]
+        ref, *_ = np.linalg.lstsq(u.astype(np.float64), y[i].flatten(1).T.numpy()[keep].astype(np.float64), rcond=None)
+        np.testing.assert_allclose(fit[i].numpy(), ref.T, atol=1e-4)
+    # the ridge pulls A towards the identity: a flat crop keeps its own contrast, b absorbs the shift
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    shifted = fit_colour(flat, flat + 0.1)
+    torch.testing.assert_close(shifted[0, :, :3], torch.eye(3), atol=1e-3, rtol=0)
+    torch.testing.assert_close(apply_colour(flat, shifted), flat + 0.1, atol=1e-3, rtol=0)
+
+
+def test_mapping_target_input_colour_trains_and_unknown_target_fails(tmp_path):
+    from oldphoto_bench.train import train_stage
+
+    for stage in ("vae-b", "vae-a", "colour"):
+        train_stage(stage, "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    out = train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False,
+                      overrides=["schedule.steps=2", "data.colour_correct=true", "data.mapping_target=input-colour"])
+    assert out.is_file()
+    with pytest.raises(KeyError, match="valid names: clean, input-colour"):
+        train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False, overwrite=True,
+                    overrides=["schedule.steps=1", "data.mapping_target=grey"])

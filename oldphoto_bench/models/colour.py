@@ -40,6 +40,32 @@ def apply_colour(image: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     return out.clamp(0.0, 1.0)
 
 
+def fit_colour(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+               ridge: float = 1e-3) -> torch.Tensor:
+    """The least-squares affine colour map from ``source`` to ``target``, per photo -> ``(N, 3, 4)``.
+
+    ``source``, ``target``: ``(N, 3, H, W)``; ``weight``: ``(N, 1, H, W)`` >= 0 (None: all ones), e.g. 0 on
+    damaged pixels so that a white scratch does not pull the fit. With ``u = [x, 1]`` the pixel colours of
+    ``source`` and ``p`` the pixel count, the map ``[A | b]`` minimises::
+
+        sum_pixels w |A x + b - y|^2  +  ridge * p * |A - I|^2
+
+    (the ridge pulls ``A`` towards the identity, so a flat crop keeps its contrast; ``b`` gets a 1000 times
+    weaker pull to 0, so a fully masked crop still has a solution). Closed form:
+    ``[A | b]^T = (U^T W U + R)^-1 (U^T W Y + R [I; 0])``, ``R = ridge * p * diag(1, 1, 1, 1e-3)``.
+    """
+    n, _, h, w = source.shape
+    u = torch.cat([source.float().flatten(2), torch.ones(n, 1, h * w, dtype=torch.float32, device=source.device)], 1)
+    y = target.float().flatten(2)                                                   # (N, 3, P)
+    wt = torch.ones(n, 1, h * w, device=source.device) if weight is None else weight.float().flatten(2)
+    gram = torch.einsum("nip,njp->nij", u * wt, u)                                 # (N, 4, 4)
+    cross = torch.einsum("nip,njp->nij", u * wt, y)                                # (N, 4, 3)
+    r = ridge * h * w * torch.diag(torch.tensor([1.0, 1.0, 1.0, 1e-3], device=source.device))
+    prior = torch.eye(4, 3, device=source.device)
+    coef = torch.linalg.solve(gram.double() + r.double(), (cross + r @ prior).double()).float()  # (N, 4, 3)
+    return coef.transpose(1, 2).contiguous()
+
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 N_STATISTICS = 3 * (2 + len(QUANTILES)) + 3
 

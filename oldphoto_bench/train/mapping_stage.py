@@ -4,12 +4,19 @@ VAE_A and VAE_B come frozen from ``runs/vae-a/last.pt`` and ``runs/vae-b/last.pt
 (X = aged crop, Y = its clean crop, M = damage mask)::
 
     x   = C(x)                                             with data.colour_correct: RUNS/colour, frozen
+    y   = fit(y -> x) y                                    with data.mapping_target: input-colour (below)
     z_x = mu_A(x),  z_y = mu_B(y)                          posterior means, no sampling, no gradients
     valid = latent_valid_from_mask(M)                      only with model.mapping.nonlocal_block: true
     z'  = T(z_x, valid);  y' = G_B(z')                     G_B frozen, gradients flow through it into T
     L_T = w_lat * |z' - z_y|_1 + w_img * |y' - y|_1
           + w_gan * L_GAN(D(y'), 1) + FM(D(y'), D(y)) [+ w_vgg * VGG(y', y)]
     L_D = 0.5 * (L(D(y), 1) + L(D(y'), 0))
+
+``data.mapping_target``: ``clean`` (the paper) or ``input-colour``: the clean crop recoloured by the
+least-squares affine map from it to the (colour-corrected) input over the undamaged pixels
+(:func:`~oldphoto_bench.models.colour.fit_colour`). The mapping is then taught structure only (noise, blur,
+defects) and leaves global colour to the colour stage, instead of spending its loss on a colour it cannot
+see from a crop.
 
 ``w_lat`` is the paper's lambda_1 = 60 (``loss.mapping_latent_l1``). The paper's loss has no image L1
 (``loss.mapping_image_l1: 0`` in the paper config); the small recipes add one to converge in minutes.
@@ -21,10 +28,13 @@ import torch
 
 from ..losses import l1_reconstruction, latent_l1
 from ..models import latent_valid_from_mask
+from ..models.colour import apply_colour, fit_colour
 from .adversarial import discriminator_term, generator_terms
 from .artifacts import load_vae
 from .stages import STAGES, Stage
 from .vae_stage import check_crop, image_discriminator_spec, setup_vgg
+
+MAPPING_TARGETS = ("clean", "input-colour")
 
 
 @STAGES.register("mapping")
@@ -58,6 +68,11 @@ class MappingStage(Stage):
         self.adversarial = float(cfg["loss"]["gan"]) > 0 or float(cfg["loss"]["feature_matching"]) > 0
         self.vgg = setup_vgg(self)
         data = cfg["data"]
+        self.target = str(data.get("mapping_target", "clean"))
+        if self.target not in MAPPING_TARGETS:
+            raise KeyError(f"unknown data.mapping_target {self.target!r}; valid names: {', '.join(MAPPING_TARGETS)}")
+        if self.target != "clean":
+            self.ctx.note("targets recoloured to the input's global colour (data.mapping_target input-colour)")
         ds = self.synthetic_pairs(self.ctx.data, 3)
         self.add_stream("pairs", ds, int(data["batch_size"]))
 
@@ -70,6 +85,8 @@ class MappingStage(Stage):
             with torch.no_grad():
                 if self.colour is not None:
                     x = self.colour.correct(x.float())
+                if self.target == "input-colour":
+                    y = apply_colour(y.float(), fit_colour(y, x, 1.0 - batch["mask"].float()))
                 z_x = self.vae_a.encode(x)[0]
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)
