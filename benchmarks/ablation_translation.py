@@ -6,7 +6,7 @@ per-photo seeds), so the numbers compare with the README's table. Each variant i
     MASK  none    stage 2 only, no mask (every latent cell valid)
           gt      stage 2 with the synthesizer's ground-truth damage mask (an oracle for the detector)
           detect  stages 1 + 2: the runs folder's scratch detector at its calibrated threshold
-                  (the default of ``ours`` when RUNS/scratch exists)
+                  (the default of ``ours`` when RUNS/scratch exists); ``detect@T`` (``detect-nofill@T``) at threshold T instead
 
 A mask is filled by Telea inpainting before the translation (``Restorer.mask_fill``, the pipeline's default);
 ``gt-nofill`` and ``detect-nofill`` leave it unfilled (the mask only steers the nonlocal block, as released).
@@ -34,14 +34,22 @@ MASKS = ("none", "gt", "detect", "gt-nofill", "detect-nofill")
 
 
 def parse_variant(text: str) -> tuple[str, Path, str]:
-    """``NAME=RUNS[:MASK]`` -> (name, runs, mask)."""
+    """``NAME=RUNS[:MASK[@T]]`` -> (name, runs, mask), the mask as ``detect@0.8`` or ``detect@0.8-nofill``."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"variant {text!r} is not NAME=RUNS[:MASK]")
     name, rest = text.split("=", 1)
     runs, _, mask = rest.partition(":")
-    mask = mask or "none"
+    mask, _, at = (mask or "none").partition("@")
     if mask not in MASKS:
         raise argparse.ArgumentTypeError(f"unknown mask {mask!r} in {text!r}; valid: {', '.join(MASKS)}")
+    if at:
+        try:
+            float(at)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"threshold {at!r} in {text!r} is not a number") from None
+        if not mask.startswith("detect"):
+            raise argparse.ArgumentTypeError(f"a threshold (@T) goes with detect only, in {text!r}")
+        mask = mask.replace("detect", f"detect@{at}")
     return name.strip(), Path(runs), mask
 
 
@@ -76,10 +84,12 @@ def main() -> None:
     rows.append({"variant": "input", "runs": "", "mask": "", **{k: statistics.fmean(v) for k, v in base.items()}})
     for name, runs, mode in args.variant:
         mask, _, nofill = mode.partition("-")
-        fill = "none" if nofill else "telea"
-        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill)
+        mask, _, at = mask.partition("@")
+        fill, threshold = "none" if nofill else "telea", float(at) if at else None
+        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill, threshold=threshold)
         per: dict[str, list[float]] = {"psnr": [], "ssim": [], "clean_psnr": [], "flagged": []}
-        full = Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill) if args.clean_full else None
+        full = (Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill, threshold=threshold)
+                if args.clean_full else None)
         if full is not None:
             per["clean_full_psnr"] = []
         for _, degraded, clean, gt in photos:
