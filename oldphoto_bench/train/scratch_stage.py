@@ -4,7 +4,8 @@ pairs.
 The released detector's training code was never published; this stage trains it on the synthesizer's
 structured defects, whose masks are pixel-exact labels. Per step, on a batch of crops of ``--data`` aged
 with the ``data.preset`` synthesizer (the ``scratch`` preset by default: structured defects on nearly every
-photo)::
+photo), with the recipe's ``data.degrade_scope``, ``data.photo_reuse`` and ``data.clean_fraction`` (see
+:meth:`~.stages.Stage.synthetic_pairs`)::
 
     x = luma(degraded)          (N, 1, h, w) in [0, 1], Y = 0.299 R + 0.587 G + 0.114 B
     t = mask                    (N, 1, h, w) in {0, 1}: scratches, cracks, creases, dust, tears
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..data import PairsDataset, collate
+from ..data import collate
 from ..losses.segmentation import ScratchLoss
 from ..models import DETECTION_THRESHOLD, to_detector_input
 from ..provenance import atomic_write_bytes
@@ -150,10 +151,8 @@ class ScratchStage(Stage):
         if self.ctx.real:
             self.ctx.note("note: --real is not used by scratch (real old photos have no scratch labels)")
         self.source = self.open_source(self.ctx.data)
-        ds = PairsDataset(
-            self.source, data["preset"], crop=int(data["crop"]), train=True, seed=self.dataset_seed(4)
-        )
-        self.add_stream("pairs", ds, int(data["batch_size"]))
+        # the recipe's ageing scope, photo reuse and undamaged share, as for the other stages
+        self.add_stream("pairs", self.synthetic_pairs(self.ctx.data, 4), int(data["batch_size"]))
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.next_batch("pairs")
