@@ -115,3 +115,15 @@ def test_configs_and_refusals(tmp_path):
         train_stage("scratch", "smoke", runs=tmp_path, progress=False, overrides=["data.crop=30"])
     with pytest.raises(ValueError, match="test set"):
         train_stage("scratch", "tiny", runs=tmp_path, progress=False)  # embedded is for smoke runs only
+
+
+def test_training_pairs_follow_the_recipes_data_settings(tmp_path):
+    from oldphoto_bench.train.stages import StageContext
+
+    cfg = resolve_config("smoke", "scratch", ["data.clean_fraction=1.0", "data.degrade_scope=photo"])
+    stage = STAGES.get("scratch")(cfg, StageContext(runs=tmp_path, data="embedded", note=lambda _: None))
+    stage.build()
+    ds = stage.streams["pairs"].dataset
+    assert ds.clean_fraction == 1.0 and ds.degrade_scope == "photo"
+    item = ds[0]  # every pair undamaged: nothing to detect
+    assert item["record"]["undamaged"] and not item["mask"].any()
