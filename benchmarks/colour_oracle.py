@@ -25,10 +25,14 @@ import torch
 
 
 def fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x``, ``y`` (..., 3) colours -> the least-squares ``(4, 3)`` ``[A | b]^T`` with ``[x, 1] @ coef ~ y``."""
-    design = np.concatenate([x.reshape(-1, 3), np.ones((x.size // 3, 1))], axis=1)
-    coef, *_ = np.linalg.lstsq(design, y.reshape(-1, 3), rcond=None)
-    return coef
+    """``x``, ``y`` (..., 3) colours -> the least-squares ``(4, 3)`` ``[A | b]^T`` with ``[x, 1] @ coef ~ y``
+    (the library's :func:`~oldphoto_bench.models.colour.fit_colour` without its ridge)."""
+    from oldphoto_bench.models.colour import fit_colour
+
+    def as_image(a: np.ndarray) -> torch.Tensor:  # (..., 3) -> (1, 3, P, 1) float64
+        return torch.from_numpy(np.asarray(a, dtype=np.float64).reshape(-1, 3).T.copy())[None, :, :, None]
+
+    return fit_colour(as_image(x), as_image(y), ridge=0.0)[0].T.numpy()
 
 
 def oracle_colour(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -131,6 +131,12 @@ def test_fit_colour_matches_weighted_least_squares_and_ignores_masked_pixels():
         u = np.concatenate([x[i].flatten(1).T.numpy(), np.ones((x[0, 0].numel(), 1))], 1)[keep]
         ref, *_ = np.linalg.lstsq(u.astype(np.float64), y[i].flatten(1).T.numpy()[keep].astype(np.float64), rcond=None)
         np.testing.assert_allclose(fit[i].numpy(), ref.T, atol=1e-4)
+    # a grayscale source makes the unregularised system singular: the fitted colours still match numpy's
+    gray = x[:1, :1].expand(1, 3, 12, 10)
+    fitted = apply_colour(gray, fit_colour(gray, y[:1], ridge=0.0))
+    u = np.concatenate([gray[0].flatten(1).T.numpy(), np.ones((120, 1))], 1).astype(np.float64)
+    ref, *_ = np.linalg.lstsq(u, y[0].flatten(1).T.numpy().astype(np.float64), rcond=None)
+    np.testing.assert_allclose(fitted[0].flatten(1).T.numpy(), np.clip(u @ ref, 0, 1), atol=1e-5)
     # the ridge pulls A towards the identity: a flat crop keeps its own contrast, b absorbs the shift
     flat = torch.full((1, 3, 8, 8), 0.5)
     shifted = fit_colour(flat, flat + 0.1)

@@ -52,17 +52,21 @@ def fit_colour(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
 
     (the ridge pulls ``A`` towards the identity, so a flat crop keeps its contrast; ``b`` gets a 1000 times
     weaker pull to 0, so a fully masked crop still has a solution). Closed form:
-    ``[A | b]^T = (U^T W U + R)^-1 (U^T W Y + R [I; 0])``, ``R = ridge * p * diag(1, 1, 1, 1e-3)``.
+    ``[A | b]^T = (U^T W U + R)^-1 (U^T W Y + R [I; 0])``, ``R = ridge * p * diag(1, 1, 1, 1e-3)``, solved (pseudo-inverse)
+    in double precision and returned in ``source``'s float dtype.
     """
     n, _, h, w = source.shape
-    u = torch.cat([source.float().flatten(2), torch.ones(n, 1, h * w, dtype=torch.float32, device=source.device)], 1)
-    y = target.float().flatten(2)                                                   # (N, 3, P)
-    wt = torch.ones(n, 1, h * w, device=source.device) if weight is None else weight.float().flatten(2)
-    gram = torch.einsum("nip,njp->nij", u * wt, u)                                 # (N, 4, 4)
-    cross = torch.einsum("nip,njp->nij", u * wt, y)                                # (N, 4, 3)
-    r = ridge * h * w * torch.diag(torch.tensor([1.0, 1.0, 1.0, 1e-3], device=source.device))
-    prior = torch.eye(4, 3, device=source.device)
-    coef = torch.linalg.solve(gram.double() + r.double(), (cross + r @ prior).double()).float()  # (N, 4, 3)
+    dev, f64 = source.device, torch.float64  # the normal equations in double precision
+    u = torch.cat([source.to(f64).flatten(2), torch.ones(n, 1, h * w, dtype=f64, device=dev)], 1)  # (N, 4, P)
+    y = target.to(f64).flatten(2)                                                    # (N, 3, P)
+    wt = torch.ones(n, 1, h * w, dtype=f64, device=dev) if weight is None else weight.to(f64).flatten(2)
+    gram = torch.einsum("nip,njp->nij", u * wt, u)                                  # (N, 4, 4)
+    cross = torch.einsum("nip,njp->nij", u * wt, y)                                 # (N, 4, 3)
+    r = ridge * h * w * torch.diag(torch.tensor([1.0, 1.0, 1.0, 1e-3], dtype=f64, device=dev))
+    # pseudo-inverse: a grayscale source (equal channels) makes the system singular without the ridge; its
+    # minimum-norm solution is numpy's lstsq's
+    coef = torch.linalg.pinv(gram + r, hermitian=True) @ (cross + r @ torch.eye(4, 3, dtype=f64, device=dev))
+    coef = coef.to(source.dtype if source.is_floating_point() else torch.float32)
     return coef.transpose(1, 2).contiguous()
 
 
