@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-from colour_oracle import fit_affine  # a sibling script: benchmarks/ is on sys.path when one of them runs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CAP_DB = 60.0
@@ -34,10 +33,9 @@ CAP_DB = 60.0
 
 def oracle_affine(aged: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """The least-squares ``(1, 3, 4)`` affine map taking ``aged`` (1, 3, H, W) closest to ``clean``."""
-    def pixels(t: torch.Tensor):
-        return t[0].permute(1, 2, 0).double().numpy()
+    from oldphoto_bench.models.colour import fit_colour
 
-    return torch.from_numpy(fit_affine(pixels(aged), pixels(clean)).T).float()[None]
+    return fit_colour(aged.double(), clean.double(), ridge=0.0).float()
 
 
 def main() -> None:

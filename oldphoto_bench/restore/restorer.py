@@ -285,7 +285,7 @@ class Restorer:
         """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] (CPU) for ``image`` ``(1, 3, H, W)``."""
         if self.detector is None:
             raise ValueError("this Restorer was built without the scratch detector (with_scratch=False)")
-        x = to_detector_input(image.float().cpu(), getattr(self.detector, "in_channels", 1))  # luma or RGB
+        x = to_detector_input(image.float().cpu(), self.detector.in_channels)  # luma or RGB
         tile, m = self.detector_tile, self.detector.multiple
         overlap = max(m, min(DETECTOR_OVERLAP, (tile // 2) // m * m)) if tile else DETECTOR_OVERLAP
         return run_tiled(

@@ -59,7 +59,7 @@ class DamageMasks:
 
         m = self.detector.multiple
         overlap = max(m, min(DETECTOR_OVERLAP, (DEFAULT_TILE // 2) // m * m))
-        x = to_detector_input(item.image.float(), getattr(self.detector, "in_channels", 1))
+        x = to_detector_input(item.image.float(), self.detector.in_channels)
         prob = run_tiled(self.detector.predict_proba, x, tile=DEFAULT_TILE,
                          overlap=overlap, multiple=m, margin=overlap // 4, device=self.device)
         return dilate_mask((prob >= self.threshold).float(), MASK_DILATION)
