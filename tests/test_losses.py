@@ -146,3 +146,21 @@ def test_vgg_perceptual_matches_hand_computed_relu_features(fake_vgg_weights):
     assert loss_fn(x, x).item() == 0.0
     used, message = maybe_vgg_perceptual(path)
     assert used is not None and "used" in message and str(path) in message
+
+
+def test_ssim_loss_is_one_minus_scikit_image_ssim_and_has_gradients():
+    from skimage.metrics import structural_similarity
+
+    from oldphoto_bench.losses import ssim_loss
+
+    y = randn(2, 3, 24, 20, seed=3).sigmoid()
+    x = (y + randn(2, 3, 24, 20, seed=4, scale=0.1)).clamp(0, 1).requires_grad_(True)
+    ref = np.mean([structural_similarity(x[i].detach().permute(1, 2, 0).double().numpy(),
+                                         y[i].permute(1, 2, 0).double().numpy(), gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=1.0, channel_axis=2)
+                   for i in range(2)])
+    loss = ssim_loss(x, y)
+    assert loss.item() == pytest.approx(1.0 - ref, abs=1e-6)
+    loss.backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert ssim_loss(y, y).item() == pytest.approx(0.0, abs=1e-6)

@@ -4,6 +4,7 @@ init, explicit mean / std FiLM), the synthesizer called directly on the whole ph
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -143,3 +144,39 @@ def test_vae_a_warm_start_copies_vae_b(tmp_path):
     assert not torch.equal(cold.stage.models["vae"].state_dict()["encoder.mu_head.weight"],
                            vae_b.state_dict()["encoder.mu_head.weight"])
     cold.close()
+
+
+def test_mapping_decoder_finetune_trains_vae_b_decoder_and_restore_uses_it(tmp_path):
+    from oldphoto_bench.restore import Restorer
+    from oldphoto_bench.train import train_stage
+    from oldphoto_bench.train.artifacts import load_output_vae, load_vae
+
+    for stage in ("vae-b", "vae-a"):
+        train_stage(stage, "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False,
+                overrides=["schedule.steps=2", "model.mapping_decoder=finetune", "optim.decoder_lr_scale=0.5",
+                           "loss.mapping_image_ssim=1.0"])
+    vae_b, tuned = load_vae(tmp_path, "vae-b"), load_output_vae(tmp_path)
+    changed = lambda a, b: any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
+    assert changed(tuned.decoder, vae_b.decoder)          # the decoder trained with T
+    assert not changed(tuned.encoder, vae_b.encoder)      # its encoder stayed VAE_B's
+    restorer = Restorer(tmp_path, with_scratch=False, faces=False)
+    assert not changed(restorer.vae_b, tuned)             # restore decodes with the fine-tuned copy
+    # frozen (the paper): the mapping checkpoint has no decoder and restore decodes with VAE_B
+    train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False, overwrite=True,
+                overrides=["schedule.steps=1"])
+    assert not changed(load_output_vae(tmp_path), vae_b)
+    with pytest.raises(KeyError, match="valid names: frozen, finetune"):
+        train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False, overwrite=True,
+                    overrides=["schedule.steps=1", "model.mapping_decoder=thaw"])
+
+
+def test_stage_lr_scales_multiply_the_scheduled_lr():
+    from oldphoto_bench.train.stages import Stage
+
+    stage = Stage.__new__(Stage)
+    stage.optimizers = {n: torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0) for n in ("a", "b")}
+    stage.lr_scales = {"b": 0.1}
+    stage.set_lr(2e-3)
+    assert stage.optimizers["a"].param_groups[0]["lr"] == 2e-3
+    assert stage.optimizers["b"].param_groups[0]["lr"] == pytest.approx(2e-4)

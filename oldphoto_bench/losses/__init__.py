@@ -1,7 +1,7 @@
 """Losses of the latent translation: KL, L1, LSGAN, feature matching, latent L1, VGG perceptual; and of the
 scratch detector: BCE, focal, soft Dice."""
 
-from .basic import LATENT_L1_WEIGHT, gradient_l1, kl_divergence, l1_reconstruction, latent_l1
+from .basic import LATENT_L1_WEIGHT, gradient_l1, kl_divergence, l1_reconstruction, latent_l1, ssim_loss
 from .gan import (
     FEATURE_MATCHING_WEIGHT,
     feature_matching_loss,
@@ -37,5 +37,6 @@ __all__ = [
     "lsgan_loss",
     "maybe_vgg_perceptual",
     "soft_dice_loss",
+    "ssim_loss",
     "vgg_weight_candidates",
 ]

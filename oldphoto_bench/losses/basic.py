@@ -41,3 +41,15 @@ def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
     dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
     return F.l1_loss(dx(pred), dx(target)) + F.l1_loss(dy(pred), dy(target))
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - mean SSIM(pred, target)`` over the batch (Wang et al. 2004, 11-tap Gaussian window, sigma 1.5,
+    data range 1: the benchmark's SSIM), differentiable. Images ``(N, C, H, W)`` in [0, 1], H, W >= 11.
+
+    Zhao et al. (2017, "Loss Functions for Image Restoration with Neural Networks") found L1 + (MS-)SSIM
+    training better than L1 alone on every metric for denoising and demosaicking.
+    """
+    from ..metrics.fidelity import ssim
+
+    return 1.0 - ssim(pred, target).mean().to(pred.dtype)

@@ -167,7 +167,7 @@ class Restorer:
         fill_dilation: int = FILL_DILATION,
         min_component: int = MIN_COMPONENT,
     ):
-        from ..train.artifacts import checkpoint_path, load_mapping, load_scratch, load_vae
+        from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_scratch, load_vae
 
         if tile is not None and (int(tile) < 0 or 0 < int(tile) < MIN_TILE):
             raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
@@ -192,7 +192,7 @@ class Restorer:
         self.notes: list[str] = []
         check_checkpoints(self.runs, self.with_scratch)
         self.vae_a = load_vae(self.runs, "vae-a", self.device)
-        self.vae_b = load_vae(self.runs, "vae-b", self.device)
+        self.vae_b = load_output_vae(self.runs, self.device)  # VAE_B, or the mapping's fine-tuned copy of it
         self.mapping = load_mapping(self.runs, self.device)
         self.detector = load_scratch(self.runs, self.device) if self.with_scratch else None
         self.colour = None

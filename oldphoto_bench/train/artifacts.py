@@ -78,6 +78,16 @@ def load_mapping(runs: str | Path, device: str | torch.device = "cpu") -> Mappin
     return _network(ckpt, path, runs, "mapping", "mapping", device)
 
 
+def load_output_vae(runs: str | Path, device: str | torch.device = "cpu", stage: str = "mapping") -> VAE:
+    """The VAE whose decoder turns mapped latents into photos, frozen, in eval mode: the copy of VAE_B that
+    ``stage`` fine-tuned with its mapping (``model.mapping_decoder: finetune``, saved as its network
+    ``decoder``) when it has one, else VAE_B itself (the paper)."""
+    ckpt, path = _load(runs, stage, device)
+    if "decoder" in ckpt.get("specs", {}):
+        return _network(ckpt, path, runs, stage, "decoder", device)
+    return load_vae(runs, "vae-b", device)
+
+
 def load_scratch(runs: str | Path, device: str | torch.device = "cpu") -> ScratchUNet:
     """The trained scratch detector (``runs/scratch/last.pt``), frozen, in eval mode, on ``device``; its
     ``calibrated_threshold`` is the threshold calibrated after training (None for older checkpoints)."""

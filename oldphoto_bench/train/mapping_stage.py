@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import l1_reconstruction, latent_l1
+from ..losses import l1_reconstruction, latent_l1, ssim_loss
 from ..models import latent_valid_from_mask
 from ..models.colour import apply_colour, fit_colour
 from .adversarial import discriminator_term, generator_terms
@@ -35,6 +35,7 @@ from .stages import STAGES, Stage
 from .vae_stage import check_crop, image_discriminator_spec, setup_vgg
 
 MAPPING_TARGETS = ("clean", "input-colour")
+MAPPING_DECODERS = ("frozen", "finetune")  # model.mapping_decoder
 
 
 @STAGES.register("mapping")
@@ -54,6 +55,7 @@ class MappingStage(Stage):
                              f"/{self.vae_b.multiple}); train both with the same model.vae config")
         check_crop(cfg["data"]["crop"], self.vae_a.multiple)
         self.mapping = self.add_model("mapping", {"type": "mapping", "latent_channels": ca, **cfg["model"]["mapping"]})
+        self.decoder = self.build_decoder()
         self.uses_mask = bool(self.models["mapping"].has_nonlocal)
         self.colour = None
         if cfg["data"].get("colour_correct", False):
@@ -76,6 +78,28 @@ class MappingStage(Stage):
         ds = self.synthetic_pairs(self.ctx.data, 3)
         self.add_stream("pairs", ds, int(data["batch_size"]))
 
+    def build_decoder(self) -> torch.nn.Module | None:
+        """``model.mapping_decoder: finetune``: a trainable copy of VAE_B (saved as this stage's network
+        ``decoder``) whose decoder learns with T at ``optim.lr * optim.decoder_lr_scale``; its encoder stays
+        frozen, and the latent targets keep coming from the frozen VAE_B. ``frozen`` (the paper): None."""
+        mode = str(self.cfg["model"].get("mapping_decoder", "frozen"))
+        if mode not in MAPPING_DECODERS:
+            raise KeyError(f"unknown model.mapping_decoder {mode!r}; valid names: {', '.join(MAPPING_DECODERS)}")
+        if mode == "frozen":
+            return None
+        from .artifacts import checkpoint_path
+        from .checkpoint import load_checkpoint
+
+        spec = load_checkpoint(checkpoint_path(self.ctx.runs, "vae-b"), map_location="cpu")["specs"]["vae"]
+        spec = {k: v for k, v in spec.items() if k != "init_seed"}
+        decoder = self.add_model("decoder", spec)
+        self.models["decoder"].load_state_dict(self.vae_b.state_dict())
+        self.set_trainable(self.models["decoder"].encoder, False)
+        self.lr_scales["decoder"] = float(self.cfg["optim"].get("decoder_lr_scale", 1.0))
+        self.ctx.note(f"VAE_B's decoder fine-tuned with T (model.mapping_decoder finetune, lr x "
+                      f"{self.lr_scales['decoder']:g}); restore decodes with it")
+        return decoder
+
     def train_step(self, step: int) -> dict[str, float]:
         w = self.cfg["loss"]
         batch = self.next_batch("pairs")
@@ -90,17 +114,19 @@ class MappingStage(Stage):
                 z_x = self.vae_a.encode(x)[0]
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)
-            decoded = self.vae_b.decode(mapped)
+            decoded = self.decoder.decode(mapped) if self.decoder is not None else self.vae_b.decode(mapped)
             losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
             if float(w["mapping_image_l1"]):
                 losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
+            if float(w.get("mapping_image_ssim", 0.0)):
+                losses["image_ssim"] = float(w["mapping_image_ssim"]) * ssim_loss(decoded.float(), y.float())
             if self.adversarial:
                 gan, fm = generator_terms(self.d_image, y, decoded, float(w["feature_matching"]))
                 losses.update(g_gan=float(w["gan"]) * gan, g_fm=fm)
             if self.vgg is not None:
                 losses["g_vgg"] = float(w["vgg"]) * self.vgg(decoded.float(), y.float())
             total = sum(losses.values())
-        self.precision.step(total, self.optimizers["mapping"])
+        self.precision.step(total, self.optimizers["mapping"], *([self.optimizers["decoder"]] if self.decoder else []))
         result = {k: v.detach().item() for k, v in losses.items()}
         result["total"] = total.detach().item()
         if self.adversarial:

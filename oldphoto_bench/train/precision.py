@@ -46,11 +46,14 @@ class Precision:
         module = module.to(self.device)
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """Zero the grads, backpropagate ``loss`` (scaled for fp16) and step ``optimizer``."""
-        optimizer.zero_grad(set_to_none=True)
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *more: torch.optim.Optimizer) -> None:
+        """Zero the grads, backpropagate ``loss`` (scaled for fp16) and step ``optimizer`` (and ``more``:
+        optimizers of other networks that the same loss trains)."""
+        for opt in (optimizer, *more):
+            opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
+        for opt in (optimizer, *more):
+            self.scaler.step(opt)
 
     def update(self) -> None:
         """Once per training step, after every optimizer stepped: adapt the fp16 loss scale."""

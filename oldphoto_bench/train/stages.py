@@ -75,6 +75,7 @@ class Stage:
         self.wrapped: dict[str, nn.Module] = {}  # the same, DistributedDataParallel-wrapped under torchrun
         self.specs: dict[str, dict[str, Any]] = {}  # constructor configs, saved for artifacts.load_*
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.lr_scales: dict[str, float] = {}  # optimizer name -> factor on the scheduled lr (default 1)
         self.streams: dict[str, BatchStream] = {}
         # reparameterisation noise; see noise_generator
         self.generators: dict[str, torch.Generator] = {"noise": torch_generator(derive_seed(self.seed, SEED_NOISE))}
@@ -164,9 +165,9 @@ class Stage:
             p.requires_grad_(flag)
 
     def set_lr(self, lr: float) -> None:
-        for opt in self.optimizers.values():
+        for name, opt in self.optimizers.items():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * self.lr_scales.get(name, 1.0)
 
     @property
     def epoch(self) -> int:

@@ -113,7 +113,10 @@ class OursNoPN(Ours):
         if mapping.up[0].in_channels != self.restorer.vae_a.latent_channels:
             raise ValueError(f"the {NO_PN_STAGE} mapping does not fit the VAEs of {ctx.checkpoints}; retrain it "
                              f"with `oldphoto-bench train {NO_PN_STAGE}` on these VAEs")
+        from ...train.artifacts import load_output_vae
+
         self.restorer.mapping = mapping
+        self.restorer.vae_b = load_output_vae(ctx.checkpoints, ctx.device, NO_PN_STAGE)  # its decoder, if fine-tuned
         self.settings.update(nonlocal_block=False, mapping=f"{ctx.checkpoints}/{NO_PN_STAGE}/last.pt")
         self.settings["weights"] = {**{k: v for k, v in self.settings["weights"].items() if k != "mapping"},
                                     **checkpoint_digests(ctx.checkpoints, (NO_PN_STAGE,))}
