@@ -323,3 +323,25 @@ def test_sha256_file_matches_the_published_test_vector(tmp_path):
     f.write_bytes(b"abc")
     expect = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert sha256_file(f) == expect and sha256_file(f, chunk=1) == expect
+
+
+def test_export_keeps_a_mappings_fine_tuned_decoder_and_restore_decodes_with_it(runs, tmp_path):
+    """model.mapping_decoder finetune: the mapping's ``decoder`` network ships with it (an optional network)."""
+    from oldphoto_bench.train.artifacts import load_output_vae
+
+    copy = tmp_path / "runs"
+    for stage in ("vae-a", "vae-b", "colour", "scratch", "face"):
+        shutil.copytree(runs / stage, copy / stage)
+    photos = _photos(tmp_path / "photos")
+    assert main(["train", "mapping", "--config", "smoke", "--data", str(photos), "--out", str(copy), *FAST,
+                 "--set", "model.mapping_decoder=finetune"]) == 0
+    dest = tmp_path / "dest"
+    ship_runs(copy, dest, stages=["mapping"], log=lambda line: None)
+    small = load_checkpoint(dest / "mapping" / "last.pt")
+    assert set(small["models"]) == {"mapping", "decoder"}
+    assert set(json.loads((dest / "mapping" / "provenance.json").read_text())["networks"]) == {"mapping", "decoder"}
+    for stage in ("vae-a", "vae-b"):
+        shutil.copytree(copy / stage, dest / stage)
+    tuned = load_output_vae(dest)
+    for k, v in tuned.state_dict().items():
+        assert torch.equal(v, small["models"]["decoder"][k]), k

@@ -184,7 +184,8 @@ def export_stage(runs: str | Path, row: ShippedStage) -> Export:
     if tuple(stage_args) != row.train:
         raise ValueError(f"{src} holds stage {' '.join(map(str, stage_args))!r}, not {' '.join(row.train)!r}")
     check_training_data(run_cfg, str(src))
-    stripped = strip_checkpoint(ckpt, row.keep, str(src))
+    keep = row.keep + tuple(n for n in row.optional if n in ckpt.get("models", {}))
+    stripped = strip_checkpoint(ckpt, keep, str(src))
     parameters = _check_loads(stripped, str(src))
     buffer = io.BytesIO()
     torch.save(stripped, buffer)
@@ -200,7 +201,7 @@ def export_stage(runs: str | Path, row: ShippedStage) -> Export:
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "networks": {n: {"type": stripped["specs"][n].get("type"), "parameters": parameters[n]}
-                     for n in row.keep},
+                     for n in keep},
         "needs": list(row.needs),
         "data": {"data": data_sources(run_cfg.get("data")), "real": data_sources(run_cfg.get("real"))},
         "seed": cfg.get("seed", manifest.get("seed")),

@@ -23,7 +23,8 @@ class ShippedStage:
 
     ``run``: folder under RUNS (``baseline-unet``); ``train``: the ``oldphoto-bench train`` stage and its
     arguments (``("baseline", "unet")``); ``data`` / ``real``: shared data sets for ``--data`` / ``--real``;
-    ``keep``: the checkpoint's inference networks (discriminators are left out); ``needs``: runs whose
+    ``keep``: the checkpoint's inference networks (discriminators are left out); ``optional``: inference
+    networks kept when the checkpoint has them (a mapping's fine-tuned ``decoder``); ``needs``: runs whose
     checkpoints the stage reads while training (they must be trained first and shipped together).
     """
 
@@ -33,6 +34,7 @@ class ShippedStage:
     keep: tuple[str, ...]
     real: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
     @property
     def stage(self) -> str:
@@ -46,8 +48,10 @@ SHIPPED_STAGES: tuple[ShippedStage, ...] = (
     ShippedStage("vae-b", ("vae-b",), TRAIN_SETS, ("vae",)),
     ShippedStage("vae-a", ("vae-a",), TRAIN_SETS, ("vae",), real=OLD_PHOTO_SETS, needs=("vae-b",)),
     ShippedStage("colour", ("colour",), TRAIN_SETS, ("colour",)),
-    ShippedStage("mapping", ("mapping",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour")),
-    ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour")),
+    ShippedStage("mapping", ("mapping",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour"),
+                 optional=("decoder",)),
+    ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour"),
+                 optional=("decoder",)),
     ShippedStage("scratch", ("scratch",), TRAIN_SETS, ("detector",)),
     ShippedStage("face", ("face",), FACE_TRAIN_SETS, ("generator",)),
     ShippedStage("baseline-pix2pix", ("baseline", "pix2pix"), TRAIN_SETS, ("generator",)),
