@@ -8,7 +8,7 @@ VAE_A and VAE_B come frozen from ``runs/vae-a/last.pt`` and ``runs/vae-b/last.pt
     z_x = mu_A(x),  z_y = mu_B(y)                          posterior means, no sampling, no gradients
     valid = latent_valid_from_mask(M)                      only with model.mapping.nonlocal_block: true
     z'  = T(z_x, valid);  y' = G_B(z')                     G_B frozen, gradients flow through it into T
-    L_T = w_lat * |z' - z_y|_1 + w_img * |y' - y|_1
+    L_T = w_lat * |z' - z_y|_1 + w_img * |y' - y|_1 + w_ssim * (1 - SSIM(y', y))
           + w_gan * L_GAN(D(y'), 1) + FM(D(y'), D(y)) [+ w_vgg * VGG(y', y)]
     L_D = 0.5 * (L(D(y), 1) + L(D(y'), 0))
 
@@ -19,7 +19,12 @@ defects) and leaves global colour to the colour stage, instead of spending its l
 see from a crop.
 
 ``w_lat`` is the paper's lambda_1 = 60 (``loss.mapping_latent_l1``). The paper's loss has no image L1
-(``loss.mapping_image_l1: 0`` in the paper config); the small recipes add one to converge in minutes.
+(``loss.mapping_image_l1: 0`` in the paper config) and no SSIM term (``loss.mapping_image_ssim``, the
+benchmark's SSIM); the small recipes add them to converge in minutes and measured better with them.
+
+``model.mapping_decoder: finetune`` (not in the paper, where both VAEs stay fixed) trains a copy of G_B with
+T, at ``optim.lr * optim.decoder_lr_scale``; it is saved as this stage's network ``decoder`` and restore
+decodes with it (:func:`~oldphoto_bench.train.artifacts.load_output_vae`).
 """
 
 from __future__ import annotations
@@ -89,20 +94,25 @@ class MappingStage(Stage):
             return None
         from .artifacts import checkpoint_path
         from .checkpoint import load_checkpoint
+        from .ddp import wrap
 
         spec = load_checkpoint(checkpoint_path(self.ctx.runs, "vae-b"), map_location="cpu")["specs"]["vae"]
         spec = {k: v for k, v in spec.items() if k != "init_seed"}
-        decoder = self.add_model("decoder", spec)
-        self.models["decoder"].load_state_dict(self.vae_b.state_dict())
-        self.set_trainable(self.models["decoder"].encoder, False)
+        self.add_model("decoder", spec, trainable=False)  # saved whole (restore loads a VAE); optimizer below
+        vae = self.models["decoder"]
+        vae.load_state_dict(self.vae_b.state_dict())
+        self.set_trainable(vae.encoder, False)
         # eval mode: BatchNorm keeps VAE_B's statistics (as VAE_A's shared decoder does); only weights learn.
         # In train mode the batch statistics of 8 crops changed the decoding at once: measured worse on
         # McMaster (19.11 dB, clean photo 26.34 dB against 19.26 and 27.68 frozen).
-        self.models["decoder"].eval()
-        self.lr_scales["decoder"] = float(self.cfg["optim"].get("decoder_lr_scale", 1.0))
+        vae.eval()
+        optim = self.cfg["optim"]
+        self.optimizers["decoder"] = torch.optim.Adam(vae.decoder.parameters(), lr=float(optim["lr"]),
+                                                      betas=tuple(float(b) for b in optim["betas"]))
+        self.lr_scales["decoder"] = float(optim.get("decoder_lr_scale", 1.0))
         self.ctx.note(f"VAE_B's decoder fine-tuned with T (model.mapping_decoder finetune, lr x "
                       f"{self.lr_scales['decoder']:g}); restore decodes with it")
-        return decoder
+        return wrap(vae.decoder, self.ctx.dist, self.device)  # (N, C, h, w) latents -> images
 
     def train_step(self, step: int) -> dict[str, float]:
         w = self.cfg["loss"]
@@ -118,7 +128,7 @@ class MappingStage(Stage):
                 z_x = self.vae_a.encode(x)[0]
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)
-            decoded = self.decoder.decode(mapped) if self.decoder is not None else self.vae_b.decode(mapped)
+            decoded = self.decoder(mapped) if self.decoder is not None else self.vae_b.decode(mapped)
             losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
             if float(w["mapping_image_l1"]):
                 losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
@@ -130,7 +140,7 @@ class MappingStage(Stage):
             if self.vgg is not None:
                 losses["g_vgg"] = float(w["vgg"]) * self.vgg(decoded.float(), y.float())
             total = sum(losses.values())
-        self.precision.step(total, self.optimizers["mapping"], *([self.optimizers["decoder"]] if self.decoder else []))
+        self.precision.step(total, self.optimizers["mapping"], *([self.optimizers["decoder"]] if self.decoder is not None else []))
         result = {k: v.detach().item() for k, v in losses.items()}
         result["total"] = total.detach().item()
         if self.adversarial:
