@@ -121,8 +121,7 @@ def test_training_pairs_follow_the_recipes_data_settings(tmp_path):
     from oldphoto_bench.train.stages import StageContext
 
     cfg = resolve_config("smoke", "scratch", ["data.clean_fraction=1.0", "data.degrade_scope=photo"])
-    stage = STAGES.get("scratch")(cfg, StageContext(runs=tmp_path, data="embedded", note=lambda _: None))
-    stage.build()
+    stage = STAGES.get("scratch")(cfg, StageContext(runs=tmp_path, data="embedded", note=lambda _: None))  # builds
     ds = stage.streams["pairs"].dataset
     assert ds.clean_fraction == 1.0 and ds.degrade_scope == "photo"
     item = ds[0]  # every pair undamaged: nothing to detect

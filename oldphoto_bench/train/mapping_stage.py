@@ -61,6 +61,7 @@ class MappingStage(Stage):
         check_crop(cfg["data"]["crop"], self.vae_a.multiple)
         self.mapping = self.add_model("mapping", {"type": "mapping", "latent_channels": ca, **cfg["model"]["mapping"]})
         self.decoder = self.build_decoder()
+        self.stepped = [self.optimizers[k] for k in ("mapping", "decoder") if k in self.optimizers]  # what L_T trains
         self.uses_mask = bool(self.models["mapping"].has_nonlocal)
         self.colour = None
         if cfg["data"].get("colour_correct", False):
@@ -140,7 +141,7 @@ class MappingStage(Stage):
             if self.vgg is not None:
                 losses["g_vgg"] = float(w["vgg"]) * self.vgg(decoded.float(), y.float())
             total = sum(losses.values())
-        self.precision.step(total, self.optimizers["mapping"], *([self.optimizers["decoder"]] if self.decoder is not None else []))
+        self.precision.step(total, *self.stepped)
         result = {k: v.detach().item() for k, v in losses.items()}
         result["total"] = total.detach().item()
         if self.adversarial:
