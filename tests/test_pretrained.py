@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -345,3 +346,76 @@ def test_export_keeps_a_mappings_fine_tuned_decoder_and_restore_decodes_with_it(
     tuned = load_output_vae(dest)
     for k, v in tuned.state_dict().items():
         assert torch.equal(v, small["models"]["decoder"][k]), k
+
+
+def test_retrain_order_puts_the_longest_remaining_chain_first():
+    from oldphoto_bench.pretrained.parallel import critical_path
+
+    needs = {"vae-a": ("vae-b",), "mapping": ("vae-a", "vae-b")}
+    cost = {"vae-b": 20.0, "vae-a": 6.0, "mapping": 30.0, "baseline-unet": 60.0}
+    assert critical_path(list(cost), needs, cost) == {"vae-b": 56.0, "vae-a": 36.0, "mapping": 30.0,
+                                                      "baseline-unet": 60.0}
+
+
+_FAKE_STAGE = ("import sys, time, pathlib; name, sleep, rc, log = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), "
+               "pathlib.Path(sys.argv[4]); f = log.open('a'); f.write(f'start {name} {time.monotonic()}\\n'); "
+               "f.flush(); time.sleep(sleep); f.write(f'end {name} {time.monotonic()}\\n'); sys.exit(rc)")
+
+
+def _events(log: Path) -> dict[str, tuple[float, float]]:
+    seen: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        _, name, t = line.split()
+        seen.setdefault(name, []).append(float(t))
+    return {n: (ts[0], ts[1]) for n, ts in seen.items()}
+
+
+def test_parallel_retrain_runs_jobs_at_once_after_their_needs(tmp_path):
+    from oldphoto_bench.pretrained.parallel import run_parallel
+
+    log = tmp_path / "events.txt"
+    stages = [("a", ["a", "0.6", "0", str(log)], ()), ("b", ["b", "0.1", "0", str(log)], ("a",)),
+              ("c", ["c", "0.3", "0", str(log)], ()), ("d", ["d", "0.1", "0", str(log)], ("b", "c"))]
+    lines: list[str] = []
+    run_parallel(stages, tmp_path / "runs", 2, tmp_path, log=lines.append, poll=0.02,
+                 launcher=(sys.executable, "-c", _FAKE_STAGE))
+    ev = _events(log)
+    assert set(ev) == {"a", "b", "c", "d"}
+    assert ev["b"][0] >= ev["a"][1] and ev["d"][0] >= max(ev["b"][1], ev["c"][1])  # needs first
+    assert ev["c"][0] < ev["a"][1]  # a and c ran at the same time
+    for t in (s for s, _ in ev.values()):  # never more than 2 at once
+        assert sum(s <= t < e for s, e in ev.values()) <= 2
+    assert sum(line.split()[1] == "done" for line in lines) == 4
+    assert (tmp_path / "runs" / "retrain-logs" / "d.log").is_file()
+
+
+def test_parallel_retrain_stops_starting_after_a_failure(tmp_path):
+    from oldphoto_bench.pretrained.parallel import run_parallel
+
+    log = tmp_path / "events.txt"
+    stages = [("a", ["a", "0.0", "3", str(log)], ()), ("b", ["b", "0.0", "0", str(log)], ("a",)),
+              ("c", ["c", "0.3", "0", str(log)], ())]
+    lines: list[str] = []
+    with pytest.raises(RuntimeError, match="failed: a"):
+        run_parallel(stages, tmp_path / "runs", 2, tmp_path, log=lines.append, poll=0.02,
+                     launcher=(sys.executable, "-c", _FAKE_STAGE))
+    ev = _events(log)
+    assert "b" not in ev and "c" in ev and ev["c"][1] > 0  # the running stage finished, its dependant never started
+    assert any("FAILED a" in line and "exit code 3" in line for line in lines)
+    with pytest.raises(ValueError, match="jobs"):
+        run_parallel(stages, tmp_path / "runs", 0, tmp_path)
+
+
+def test_retrain_with_two_jobs_trains_and_ships(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the train processes read the data paths relative to it, as printed
+    root = tmp_path / "data"
+    for name in SHIPPED_STAGES[1].data + SHIPPED_STAGES[1].real:
+        _photos(root / name, n=2, size=64)
+    lines: list[str] = []
+    plan = retrain(tmp_path / "runs", root, stages="vae-b,vae-a,colour", dest=tmp_path / "dest", config="smoke",
+                   overrides=["schedule.steps=1"], progress=False, log=lines.append, jobs=2)
+    assert [p.action for p in plan] == ["train"] * 3
+    assert [e["stage"] for e in list_shipped(tmp_path / "dest")] == ["colour", "vae-a", "vae-b"]
+    starts = [line.split()[2].rstrip(":") for line in lines if line.split()[1] == "start"]
+    assert starts.index("vae-a") > starts.index("vae-b") and len(starts) == 3
+    assert (tmp_path / "runs" / "retrain-logs" / "vae-a.log").is_file()

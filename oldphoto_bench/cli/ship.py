@@ -27,7 +27,9 @@ on a test set (Kodak24, FFHQ-10, the embedded photos), weights that do not load,
 --max-mb. Files are written atomically.
 
 Retrain: stages vae-b, vae-a, colour, mapping, mapping-no-pn, scratch, face, baseline-pix2pix, baseline-unet
-(--stages picks some). Each `oldphoto-bench train ...` command is printed before it runs. A finished
+(--stages picks some). Each `oldphoto-bench train ...` command is printed before it runs. --jobs 2 trains
+two stages at once (vae-a after vae-b, the mappings after both VAEs and the colour stage, the longest
+remaining chain first), so that both cores of a 2-core machine are busy. A finished
 stage in RUNS is skipped (--force retrains it), an interrupted one resumed. Data: --data-root (default:
 the shared data root, $OLDPHOTO_SHARED_DATA or ../shared/data next to the checkout) holding
 clean/{bsds500,cbsd68,mcmaster,set14}, old/bopbtl/{old,old_w_scratch} and faces/deepface."""
@@ -59,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder holding clean/, old/ and faces/ (default: the shared data root)")
     g.add_argument("--force", action="store_true", help="retrain stages whose checkpoint exists in RUNS")
     g.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N stages at once, each after the stages it needs (default 1; 2 on a 2-core "
+                        "machine: every stage trains on one thread); each one's output goes to RUNS/retrain-logs/")
     g.add_argument("--config", default=RECIPE, metavar="NAME|PATH",
                    help=f"training recipe (default: {RECIPE}, the shipped one; others for testing)")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -90,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
 
         retrain(args.runs, args.data_root, args.stages, force=args.force, dry_run=args.dry_run, dest=args.dest,
                 max_mb=args.max_mb, config=args.config, overrides=args.overrides, device=args.device,
-                progress=not args.no_progress, log=log)
+                progress=not args.no_progress, log=log, jobs=args.jobs)
         return 0
     used = [f for f in ("data_root", "force", "dry_run", "overrides", "no_progress") if getattr(args, f)]
-    if used or args.config != RECIPE or args.device != "cpu":
-        raise ValueError("--data-root, --force, --dry-run, --config, --set, --device and --no-progress "
+    if used or args.config != RECIPE or args.device != "cpu" or args.jobs != 1:
+        raise ValueError("--data-root, --force, --dry-run, --config, --set, --device, --jobs and --no-progress "
                          "go with --retrain")
     ship_runs(args.runs, args.dest, args.stages, args.max_mb, log=log)
     return 0

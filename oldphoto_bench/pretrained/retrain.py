@@ -6,7 +6,8 @@ the shared training sets, in table order, then export them into the package.
 For each stage it prints the ``oldphoto-bench train`` command, then runs it in this process. A stage whose
 ``RUNS/<stage>/last.pt`` has all its steps is skipped (``--force`` trains it again with ``--overwrite``);
 one that stopped early (an interrupted run, saved every ``schedule.save_every`` steps) is continued with
-``--resume``. About an hour on 2 CPU cores (the recipe's measured step times).
+``--resume``. ``--jobs 2`` runs two train processes at once (:mod:`.parallel`); the stages' recorded times
+are in ``oldphoto-bench ship --list``.
 """
 
 from __future__ import annotations
@@ -124,11 +125,12 @@ def default_data_root() -> Path:
 def retrain(runs: str | Path, data_root: str | Path | None = None, stages: str | Sequence[str] | None = None,
             force: bool = False, dry_run: bool = False, dest: str | Path = PRETRAINED_DIR, max_mb: float | None = None,
             config: str = RECIPE, overrides: Sequence[str] = (), device: str = "cpu", progress: bool = True,
-            log: Callable[[str], None] = print) -> list[PlannedStage]:
+            log: Callable[[str], None] = print, jobs: int = 1) -> list[PlannedStage]:
     """Train the selected stages into ``runs`` (see the module docstring), then ship them into ``dest``.
 
     ``dry_run`` prints the commands and runs nothing. A failing stage raises ``RuntimeError`` naming its
-    command; stages finished before it are kept (a rerun skips or resumes them).
+    command; stages finished before it are kept (a rerun skips or resumes them). ``jobs`` > 1 runs that many
+    train processes at once, each stage after the ones it needs (:mod:`.parallel`).
     """
     from ..cli import main
     from .export import DEFAULT_MAX_MB, ship_runs
@@ -139,9 +141,22 @@ def retrain(runs: str | Path, data_root: str | Path | None = None, stages: str |
     names = ",".join(p.row.run for p in plan)
     ship_cmd = shlex.join(["oldphoto-bench", "ship", str(runs), "--dest", _show(Path(dest)), "--stages", names,
                            "--max-mb", f"{max_mb:g}"])
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if not dry_run:
         _check_data(plan, root)
-    for i, p in enumerate(plan, 1):
+    if jobs > 1 and not dry_run:
+        from .parallel import run_parallel
+
+        for p in plan:
+            if p.action == "skip":
+                log(f"{p.row.run}: skipped, {p.why}")
+        run_parallel([(p.row.run, p.argv, p.row.needs) for p in plan if p.action != "skip"], Path(runs), jobs,
+                     PRETRAINED_DIR, log=log)
+        plan_runs = []  # trained above
+    else:
+        plan_runs = plan
+    for i, p in enumerate(plan_runs, 1):
         head = f"[{i}/{len(plan)}] {p.row.run}"
         if p.action == "skip":
             log(f"{head}: skipped, {p.why}")
