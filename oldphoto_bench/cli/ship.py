@@ -13,10 +13,10 @@ HELP = """Ship trained checkpoints inside the package (oldphoto_bench/pretrained
                                               training time, sha256 check, training data
   oldphoto-bench ship RUNS                    export every stage trained in RUNS into the package
   oldphoto-bench ship --retrain runs/tiny     THE retrain command: train every shipped stage with
-                                              --config tiny on the shared training sets, in order,
-                                              into runs/tiny, then export them (about 3 hours on 2 CPU
-                                              cores: the stages' measured times add up to about
-                                              2 h 50 min, see README); --dry-run
+                                              --config tiny on the shared training sets into
+                                              runs/tiny, then export them (the stages' recorded times
+                                              add up to about 4 h 47 min on 2 busy CPU cores; with
+                                              --jobs 2 about 2 h 27 min, estimated from them); --dry-run
                                               prints the commands only
 
 Export: each RUNS/<stage>/last.pt is stripped to what inference needs (stage, config, network specs and
