@@ -121,10 +121,7 @@ def main() -> None:
                 done = subprocess.run(argv, env=env, capture_output=True, text=True)
                 if done.returncode != 0:
                     raise SystemExit(f"{s} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-                run_dir = runs / prov[s]["train_stage"][-1] if s.startswith("baseline") else runs / s
-                if not (run_dir / "log.csv").is_file():
-                    run_dir = next(p.parent for p in runs.glob("*/log.csv"))
-                samples[s] += seconds_per_step(run_dir / "log.csv", first, last)
+                samples[s] += seconds_per_step(runs / s / "log.csv", first, last)  # run folder = stage name
     rows = []
     for s in stages:
         sps = statistics.fmean(samples[s])

@@ -14,6 +14,7 @@ Each process writes its output to ``RUNS/retrain-logs/<stage>.log``.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -79,7 +80,7 @@ def run_parallel(stages: Sequence[tuple[str, list[str], tuple[str, ...]]], runs:
                     cmd.append("--no-progress")  # bars of several processes would interleave
                 out = (logs / f"{n}.log").open("w")
                 running[n] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), out, time.monotonic())
-                log(f"[{_clock(time.monotonic() - t0)}] start {n}: oldphoto-bench {' '.join(argv[n])} "
+                log(f"[{_clock(time.monotonic() - t0)}] start {n}: {shlex.join(['oldphoto-bench', *argv[n]])} "
                     f"(output: {logs / f'{n}.log'})")
             for n, (proc, out, started) in list(running.items()):
                 if proc.poll() is None:

@@ -153,21 +153,19 @@ def retrain(runs: str | Path, data_root: str | Path | None = None, stages: str |
                 log(f"{p.row.run}: skipped, {p.why}")
         run_parallel([(p.row.run, p.argv, p.row.needs) for p in plan if p.action != "skip"], Path(runs), jobs,
                      PRETRAINED_DIR, log=log)
-        plan_runs = []  # trained above
     else:
-        plan_runs = plan
-    for i, p in enumerate(plan_runs, 1):
-        head = f"[{i}/{len(plan)}] {p.row.run}"
-        if p.action == "skip":
-            log(f"{head}: skipped, {p.why}")
-            continue
-        log(f"{head}: {p.command}" + (f"   ({p.why})" if p.why else ""))
-        if dry_run:
-            continue
-        rc = main(p.argv)
-        if rc != 0:
-            raise RuntimeError(f"{p.row.run}: `{p.command}` failed (exit code {rc}); stages before it are kept, "
-                               "rerun the same command to continue")
+        for i, p in enumerate(plan, 1):
+            head = f"[{i}/{len(plan)}] {p.row.run}"
+            if p.action == "skip":
+                log(f"{head}: skipped, {p.why}")
+                continue
+            log(f"{head}: {p.command}" + (f"   ({p.why})" if p.why else ""))
+            if dry_run:
+                continue
+            rc = main(p.argv)
+            if rc != 0:
+                raise RuntimeError(f"{p.row.run}: `{p.command}` failed (exit code {rc}); stages before it are kept, "
+                                   "rerun the same command to continue")
     log(f"[ship] {ship_cmd}")
     if not dry_run:
         ship_runs(runs, dest, stages=[p.row.run for p in plan], max_mb=max_mb, log=log)
