@@ -1,7 +1,8 @@
 """How much the scratch detector flags where nothing is damaged, and how well it finds synthetic damage.
 
 Runs stage 1 of the restore pipeline exactly as ``restore --with-scratch`` does (whole photos, tiled, the
-checkpoint's calibrated threshold unless --threshold, the pipeline's dilation) on:
+checkpoint's calibrated threshold unless --threshold, the pipeline's dilation; the torn-piece detector's mask
+united with it when the runs folder has ``torn/last.pt``, unless --no-torn) on:
 
 * ``--clean``: undamaged photos (Kodak24 by default): every flagged pixel is a false positive;
 * ``--old``: real old prints without scratches (``old/bopbtl/old``): flagged share per print;
@@ -25,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _flagged(restorer, image: torch.Tensor) -> tuple[float, torch.Tensor]:
-    mask = restorer.mask_from_probability(restorer.detect(image))
+    mask = restorer.detect_mask(image)  # scratches united with torn pieces (when RUNS/torn exists), as restore
     return float(mask.mean()), mask
 
 
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="base seed of the synthetic damage (default: 0)")
     ap.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
     ap.add_argument("--dilation", type=int, default=None, help="override the pipeline's mask dilation (pixels)")
+    ap.add_argument("--torn-threshold", type=float, default=None, help="override the torn-piece detector's threshold")
+    ap.add_argument("--no-torn", action="store_true", help="leave out the torn-piece detector (scratch mask only)")
     ap.add_argument("--max-side", type=int, default=512, help="downscale so max(H, W) <= this (bench's default)")
     ap.add_argument("--json", type=Path, default=None, help="write per-photo and summary figures here")
     args = ap.parse_args()
@@ -59,9 +62,11 @@ def main() -> None:
     from oldphoto_bench.restore.restorer import MASK_DILATION
 
     restorer = Restorer(args.checkpoints, with_scratch=True, faces=False, threshold=args.threshold,
-                        dilation=MASK_DILATION if args.dilation is None else args.dilation)
+                        dilation=MASK_DILATION if args.dilation is None else args.dilation, torn=not args.no_torn,
+                        torn_threshold=args.torn_threshold)
     t0 = time.perf_counter()
     out: dict = {"checkpoints": str(args.checkpoints), "threshold": restorer.threshold,
+                 "torn_threshold": restorer.torn_threshold,
                  "dilation": restorer.dilation, "max_side": args.max_side, "per_photo": {}}
 
     def photos(spec: str):
@@ -93,7 +98,9 @@ def main() -> None:
         print(f"{preset:>9}: F1 {total.f1:.3f}, precision {total.precision:.3f}, recall {total.recall:.3f}, "
               f"IoU {total.iou:.3f} on {len(flagged)} aged photos", flush=True)
     out["seconds"] = time.perf_counter() - t0
-    print(f"threshold {restorer.threshold:.2f}, dilation {restorer.dilation} px ({out['seconds']:.0f} s)")
+    torn = "none" if restorer.torn_threshold is None else f"{restorer.torn_threshold:.2f}"
+    print(f"threshold {restorer.threshold:.2f}, torn-piece threshold {torn}, dilation {restorer.dilation} px "
+          f"({out['seconds']:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n")

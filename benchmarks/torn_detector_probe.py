@@ -70,6 +70,9 @@ def cmd_data(args) -> None:
     synth, src, xs, ys, t0 = Synthesizer(torn_preset(args.torn_p)), open_source(args.data), [], [], time.time()
     for i in range(len(src)):
         clean = resize_max_side(src[i].image, 512)
+        for _ in range(args.undamaged_copies):  # unaged copies: negatives with the photo's own bright areas
+            xs.append(F.interpolate(clean, size=(SIDE, SIDE), mode="area").half())
+            ys.append(torch.zeros(1, 1, SIDE, SIDE, dtype=torch.bool))
         for k in range(args.reps):
             aged = synth(clean, seed=derive_seed(args.seed, i, k))
             xs.append(F.interpolate(aged.image, size=(SIDE, SIDE), mode="area").half())
@@ -82,8 +85,9 @@ def cmd_data(args) -> None:
 def cmd_train(args) -> None:
     from oldphoto_bench.losses.segmentation import ScratchLoss
 
-    d = torch.load(args.data)
-    x, y, n = d["x"], d["y"], len(d["x"])
+    parts = [torch.load(p) for p in args.data.split(",")]
+    x, y = torch.cat([d["x"] for d in parts]), torch.cat([d["y"] for d in parts])
+    n = len(x)
     g = torch.Generator().manual_seed(args.seed)
     net, loss_fn = make_net(), ScratchLoss(focal_alpha=0.5)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -168,10 +172,11 @@ def main() -> None:
     p.add_argument("--data", default=TRAIN, help="training photos (test sets are refused)")
     p.add_argument("--reps", type=int, default=8, help="agings per photo (default 8)")
     p.add_argument("--torn-p", type=float, default=0.5, help="probability of torn pieces (paper: 0.15)")
+    p.add_argument("--undamaged-copies", type=int, default=0, help="unaged copies per photo, all-negative labels")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("train", help="train the low-resolution detector")
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", required=True, help="one or more data files, comma-separated")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -20,7 +20,7 @@ import re
 FACE_BACKENDS = ("auto", "hybrid", "dlib", "cascade")
 FACE_BACKEND_HELP = ("face detector: auto, hybrid, dlib or cascade (default: auto = hybrid when dlib and its "
                      "models are installed, else dlib, else cascade)")
-TRAIN_STAGES = ("baseline", "colour", "face", "mapping", "mapping-no-pn", "scratch", "vae-a", "vae-b")
+TRAIN_STAGES = ("baseline", "colour", "face", "mapping", "mapping-no-pn", "scratch", "torn", "vae-a", "vae-b")
 SHIPPED_STAGES = ("vae-b", "vae-a", "colour", "mapping", "mapping-no-pn", "scratch", "face", "baseline-pix2pix",
                   "baseline-unet")
 SHIPPED_RECIPE = "tiny"

@@ -12,7 +12,9 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    overlap 128, margin 32 for the depth-4 detector), ``mask = sigmoid >= threshold`` (the threshold calibrated
    when the detector was trained; 0.4, as released, for a detector without one), without detections smaller
    than ``min_component`` pixels (48; specks are mostly false positives, :mod:`.inpaint`), optionally dilated by
-   ``dilation`` pixels (a ``(2d + 1)`` square; none by default, as the released test pipeline).
+   ``dilation`` pixels (a ``(2d + 1)`` square; none by default, as the released test pipeline). When the runs
+   folder has a ``torn`` stage (``torn=True``), its whole-photo torn-piece mask (:mod:`.torn`) is united with
+   the scratch mask: the tiled detector never finds the inside of a torn-off piece.
 2. **global restoration**: with a mask, the mask grown by 1 pixel and filled by Telea inpainting
    (``mask_fill``, :mod:`.inpaint`; the released code paints it white and leaves the content to the
    nonlocal block, which at the ``tiny`` scale keeps the crack's shape), then ``x`` colour-corrected by
@@ -44,28 +46,25 @@ import torch
 import torch.nn.functional as F
 
 from ..imageio import gray_to_rgb, rgb_to_luma
-from ..models import DETECTION_THRESHOLD, latent_valid_from_mask, to_detector_input
+from ..models import DETECTION_THRESHOLD, latent_valid_from_mask
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
-from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, dilate_mask, drop_small_components, fill_mask
+from .damage import MASK_DILATION, DamageDetector
+from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, fill_mask
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
-from .tiling import run_tiled
 
 # The one place that says where checkpoints come from by default: the runs folder shipped inside the package
 # (oldphoto_bench/pretrained/tiny; `oldphoto-bench ship --list` says what it holds).
 DEFAULT_CHECKPOINTS = PRETRAINED_DIR
 DEFAULT_TILE = 512  # detector tile side when tiling automatically (run_tiled's default)
-DETECTOR_OVERLAP = 128  # >= 128 with margin 32 for the depth-4 detector (receptive field ~169 px)
 MIN_TILE = 64
 AUTO_WHOLE_PIXELS = 1 << 20  # automatic mode: up to 1 megapixel the networks are called on the whole image
 MIN_SIDE = 32  # images are padded to at least this side (the VAE's 7x7 reflection pad, InstanceNorm on 8x8)
-# pixels the detected mask grows by: none, as the released test pipeline. With the calibrated detector a 3x3
-# dilation tripled the flagged share of clean Kodak24 photos (0.56% -> 1.50%, benchmarks/eval_scratch_detector.py)
-MASK_DILATION = 0
 STAGE_DESCRIPTIONS = {
     "vae-a": "VAE_A (old photos)",
     "vae-b": "VAE_B (clean photos)",
     "mapping": "the latent mapping A -> B",
     "scratch": "the scratch detector",
+    "torn": "the torn-piece detector",
     "face": "the face enhancer",
 }
 
@@ -115,10 +114,10 @@ def check_checkpoints(runs: str | Path, with_scratch: bool) -> None:
 @dataclass
 class RestoreResult:
     """``image`` ``(1, 3, H, W)`` float32 in [0, 1] on the CPU (the final output); ``mask`` ``(1, 1, H, W)``
-    in {0, 1} (None without scratch handling); ``stages``: ``"scratch_probability"``, ``"mask"``,
-    ``"global"`` (stage 2's output, before faces), ``"final"``; ``details``: ``seconds`` per stage, ``faces``
-    (one dict per face), ``notes``, ``mask_fraction``, ``layerwise``, ``detector_tile``, ``grayscale``,
-    ``size``."""
+    in {0, 1} (None without scratch handling); ``stages``: ``"scratch_probability"``, ``"torn_probability"``,
+    ``"mask"``, ``"global"`` (stage 2's output, before faces), ``"final"``; ``details``: ``seconds`` per
+    stage, ``faces`` (one dict per face), ``notes``, ``mask_fraction``, ``layerwise``, ``detector_tile``,
+    ``grayscale``, ``size``."""
 
     image: torch.Tensor
     mask: torch.Tensor | None
@@ -144,6 +143,9 @@ class Restorer:
             calibrated when the detector was trained (for a false-positive budget on undamaged training
             crops), or the released 0.4 for a detector without one.
         dilation: pixels the mask grows by (0: none).
+        torn: with ``with_scratch``, also run the torn-piece detector of ``RUNS/torn`` when the folder has one
+            and unite its mask with the scratch mask.
+        torn_threshold: torn-piece probability at or above which a pixel is masked (None: the checkpoint's).
         attention: ``"linear"`` or ``"dense"`` (the released N x N attention; for the scaling benchmark).
         band_elements: override the floats per band of the layer-by-layer mode.
 
@@ -166,8 +168,10 @@ class Restorer:
         mask_fill: str = "telea",
         fill_dilation: int = FILL_DILATION,
         min_component: int = MIN_COMPONENT,
+        torn: bool = True,
+        torn_threshold: float | None = None,
     ):
-        from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_scratch, load_vae
+        from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_vae
 
         if tile is not None and (int(tile) < 0 or 0 < int(tile) < MIN_TILE):
             raise ValueError(f"tile must be 0 (no tiling) or at least {MIN_TILE} pixels, got {tile}")
@@ -178,14 +182,13 @@ class Restorer:
                              f"{fill_dilation} and {min_component}")
         if mask_fill not in MASK_FILLS:
             raise KeyError(f"unknown mask_fill {mask_fill!r}; valid names: {', '.join(MASK_FILLS)}")
-        self.mask_fill, self.fill_dilation, self.min_component = mask_fill, int(fill_dilation), int(min_component)
+        self.mask_fill, self.fill_dilation = mask_fill, int(fill_dilation)
         self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
         self.device = str(device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device cuda was asked for, but torch sees no CUDA device")
         self.with_scratch, self.faces, self.tile = bool(with_scratch), bool(faces), tile
-        self.threshold = DETECTION_THRESHOLD if threshold is None else float(threshold)
-        self.dilation, self.attention = int(dilation), attention
+        self.attention = attention
         if band_elements is None:
             band_elements = DEFAULT_BAND_ELEMENTS if not tile else int(tile) ** 2 * 64
         self.band_elements = int(band_elements)
@@ -194,14 +197,18 @@ class Restorer:
         self.vae_a = load_vae(self.runs, "vae-a", self.device)
         self.vae_b = load_output_vae(self.runs, self.device)  # VAE_B, or the mapping's fine-tuned copy of it
         self.mapping = load_mapping(self.runs, self.device)
-        self.detector = load_scratch(self.runs, self.device) if self.with_scratch else None
+        # stage 1 (scratch and torn-piece detectors); without it the settings are only reported
+        self.damage = None
+        self._settings = {"threshold": DETECTION_THRESHOLD if threshold is None else float(threshold),
+                          "dilation": int(dilation), "min_component": int(min_component)}
+        if self.with_scratch:
+            self.damage = DamageDetector(self.runs, self.device, self.detector_tile, threshold, int(dilation),
+                                         int(min_component), torn, torn_threshold)
         self.colour = None
         if checkpoint_path(self.runs, "colour").is_file():
             from ..train.artifacts import load_colour
 
             self.colour = load_colour(self.runs, self.device)
-        if self.detector is not None and threshold is None:
-            self.threshold = self.detector.calibrated_threshold or DETECTION_THRESHOLD
         self._check_compatible()
         self.refine_fn = self.enhancer = self.face_detector = None
         if self.faces:
@@ -280,29 +287,62 @@ class Restorer:
             return height * width > AUTO_WHOLE_PIXELS
         return self.tile > 0
 
-    @torch.no_grad()
-    def detect(self, image: torch.Tensor) -> torch.Tensor:
-        """Stage 1: scratch probability ``(1, 1, H, W)`` in [0, 1] (CPU) for ``image`` ``(1, 3, H, W)``."""
-        if self.detector is None:
+    # stage 1's networks and settings live in self.damage (:class:`~.damage.DamageDetector`)
+    @property
+    def detector(self) -> torch.nn.Module | None:
+        """The scratch detector (None without ``with_scratch``); assignable, e.g. to test another network."""
+        return None if self.damage is None else self.damage.detector
+
+    @detector.setter
+    def detector(self, net: torch.nn.Module) -> None:
+        self._stage1().detector = net
+
+    @property
+    def torn(self) -> torch.nn.Module | None:
+        """The torn-piece detector (None without ``with_scratch`` or a ``RUNS/torn`` checkpoint)."""
+        return None if self.damage is None else self.damage.torn
+
+    def _setting(self, name: str) -> Any:
+        return getattr(self.damage, name) if self.damage is not None else self._settings.get(name)
+
+    @property
+    def threshold(self) -> float:
+        """Scratch probability threshold in use (the calibrated one unless overridden)."""
+        return self._setting("threshold")
+
+    @property
+    def dilation(self) -> int:
+        return self._setting("dilation")
+
+    @property
+    def min_component(self) -> int:
+        return self._setting("min_component")
+
+    @property
+    def torn_threshold(self) -> float | None:
+        """Torn-piece probability threshold in use (None without a torn-piece detector)."""
+        return self._setting("torn_threshold")
+
+    def _stage1(self) -> DamageDetector:
+        if self.damage is None:
             raise ValueError("this Restorer was built without the scratch detector (with_scratch=False)")
-        x = to_detector_input(image.float().cpu(), self.detector.in_channels)  # luma or RGB
-        tile, m = self.detector_tile, self.detector.multiple
-        overlap = max(m, min(DETECTOR_OVERLAP, (tile // 2) // m * m)) if tile else DETECTOR_OVERLAP
-        return run_tiled(
-            self.detector.predict_proba,
-            x,
-            tile=tile,
-            overlap=overlap,
-            multiple=m,
-            margin=overlap // 4,
-            device=self.device,
-        )
+        return self.damage
+
+    def detect(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1's scratch probability ``(1, 1, H, W)`` in [0, 1] (CPU) for ``image`` ``(1, 3, H, W)``."""
+        return self._stage1().scratch_probability(image)
+
+    def detect_torn(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1's torn-piece probability ``(1, 1, H, W)`` in [0, 1] (CPU) of ``image`` (:mod:`.torn`)."""
+        return self._stage1().torn_probability(image)
 
     def mask_from_probability(self, prob: torch.Tensor) -> torch.Tensor:
-        """``prob >= threshold``, without components smaller than :attr:`min_component` pixels, dilated by
-        :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
-        mask = drop_small_components((prob >= self.threshold).float(), self.min_component)
-        return dilate_mask(mask, self.dilation)
+        """The scratch mask of a scratch probability (:meth:`.damage.DamageDetector.mask_from_probability`)."""
+        return self._stage1().mask_from_probability(prob)
+
+    def detect_mask(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1's mask ``(1, 1, H, W)`` in {0, 1}: scratches united with torn pieces, as :meth:`restore`."""
+        return self._stage1()(image).mask
 
     @torch.no_grad()
     def correct_colour(self, image: torch.Tensor) -> torch.Tensor:
@@ -386,13 +426,12 @@ class Restorer:
         if mask is not None:
             mask = (mask.detach().float().cpu() > 0.5).float()
             notes.append("mask given: scratch detection skipped")
-        elif self.with_scratch:
-            t0 = time.perf_counter()
-            prob = self.detect(image)
-            mask = self.mask_from_probability(prob)
+        elif self.damage is not None:
+            found = self.damage(image)
             self._sync()
-            seconds["scratch"] = time.perf_counter() - t0
-            stages["scratch_probability"] = prob
+            mask = found.mask
+            seconds.update(found.seconds)
+            stages.update(found.stages)
         if mask is not None:
             stages["mask"] = mask
 

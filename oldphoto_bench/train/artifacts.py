@@ -5,6 +5,7 @@
       vae-b/...
       mapping/...
       scratch/...  eval.json
+      torn/...
       face/...  face_crops/ (aligned training faces, reused by later runs)
 
 Each checkpoint stores the constructor config of its networks next to their weights, so loading needs no
@@ -123,6 +124,18 @@ def load_face(runs: str | Path, device: str | torch.device = "cpu") -> SPADEFace
 
     ckpt, path = _load(runs, "face", device)
     return _network(ckpt, path, runs, "face", "generator", device)
+
+
+def load_torn(runs: str | Path, device: str | torch.device = "cpu") -> ScratchUNet:
+    """The trained torn-piece detector (``runs/torn/last.pt``), frozen, in eval mode, on ``device``; its
+    ``thumbnail_size`` and ``calibrated_threshold`` come from the checkpoint (see :mod:`.torn_stage`)."""
+    ckpt, path = _load(runs, "torn", device)
+    net = _network(ckpt, path, runs, "torn", "detector", device)
+    extra = ckpt.get("extra") or {}
+    if "size" not in extra or "threshold" not in extra:
+        raise ValueError(f"{path} lacks its thumbnail size or threshold; retrain with `{train_command(runs, 'torn')}`")
+    net.thumbnail_size, net.calibrated_threshold = int(extra["size"]), float(extra["threshold"])
+    return net
 
 
 def load_stage_config(runs: str | Path, stage: str) -> dict[str, Any]:

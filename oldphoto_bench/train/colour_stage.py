@@ -33,8 +33,10 @@ if COLOUR_NETWORK not in NETWORKS:
 
 
 class AgedThumbnails(Dataset):
-    """``{"clean", "degraded": (3, size, size), "mask": (1, size, size) zeros, "record"}`` per photo: the photo
-    at ``side`` pixels (longer side) aged whole, then both versions thumbnailed.
+    """``{"clean", "degraded": (3, size, size), "mask": (1, size, size), "record"}`` per photo: the photo at
+    ``side`` pixels (longer side) aged whole, then both versions thumbnailed; ``mask`` is the synthesizer's
+    damage mask thumbnailed alike, ``>= 0.5`` (defects that keep at least half of a thumbnail pixel: torn
+    pieces and wide cracks, not thin scratches), zeros for an unaged photo.
 
     The ageing of item ``i`` depends on ``(seed, epoch // reuse, i)`` (a worker keeps it for ``reuse``
     epochs: ageing costs far more than a step of this small network), its random horizontal flip on
@@ -51,7 +53,7 @@ class AgedThumbnails(Dataset):
         self.synthesizer = Synthesizer(synthesizer) if isinstance(synthesizer, (str, dict)) else synthesizer
         self.seed, self.gray_target, self.clean_fraction = check_seed(seed), bool(gray_target), float(clean_fraction)
         self.epoch = 0
-        self._aged: dict[int, tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+        self._aged: dict[int, tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -59,7 +61,7 @@ class AgedThumbnails(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def _thumbnails(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    def _thumbnails(self, index: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         age_seed = derive_seed(self.seed, self.epoch // self.reuse, index)
         hit = self._aged.get(index)
         if hit is not None and hit[0] == age_seed:
@@ -67,23 +69,25 @@ class AgedThumbnails(Dataset):
         undamaged = bool(numpy_rng(age_seed, 0).random() < self.clean_fraction)
         photo = resize_max_side(self.source[index].image, self.side)
         record: dict[str, Any] = {"ops": [], "undamaged": undamaged}
-        aged = photo
+        aged, mask = photo, torch.zeros_like(photo[:, :1])
         if not undamaged:
             out = self.synthesizer(photo, seed=derive_seed(age_seed, 1))
-            aged, record = out.image, dict(out.records[0])
+            aged, mask, record = out.image, out.mask, dict(out.records[0])
         if self.gray_target and any(op.get("type") == "grayscale" for op in record.get("ops", [])):
             photo = gray_to_rgb(rgb_to_luma(photo))
         record["age_seed"] = age_seed
-        hit = self._aged[index] = (age_seed, thumbnail(photo, self.size)[0], thumbnail(aged, self.size)[0], record)
+        small_mask = (thumbnail(mask.float(), self.size)[0] >= 0.5).float()
+        hit = self._aged[index] = (age_seed, thumbnail(photo, self.size)[0], thumbnail(aged, self.size)[0],
+                                   small_mask, record)
         return hit
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        _, clean, degraded, record = self._thumbnails(index)
+        _, clean, degraded, mask, record = self._thumbnails(index)
         flip = bool(numpy_rng(derive_seed(self.seed, self.epoch, index), 0).random() < 0.5)
         if flip:
-            clean, degraded = clean.flip(-1), degraded.flip(-1)
+            clean, degraded, mask = clean.flip(-1), degraded.flip(-1), mask.flip(-1)
         record = {**record, "index": index, "epoch": self.epoch, "flip": flip}
-        return {"clean": clean, "degraded": degraded, "mask": torch.zeros_like(clean[:1]), "record": record}
+        return {"clean": clean, "degraded": degraded, "mask": mask, "record": record}
 
 
 @STAGES.register("colour")

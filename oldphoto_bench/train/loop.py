@@ -25,7 +25,7 @@ import torch
 
 from ..config import dump_config
 from ..provenance import write_manifest
-from . import baseline_stage, colour_stage, face_stage, mapping_stage, scratch_stage, vae_stage  # noqa: F401  (register the stages)
+from . import baseline_stage, colour_stage, face_stage, mapping_stage, scratch_stage, torn_stage, vae_stage  # noqa: F401  (register the stages)
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .ddp import DistInfo, barrier, init_distributed, mean_over_ranks, shutdown_distributed
 from .logs import RunLog

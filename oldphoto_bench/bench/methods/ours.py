@@ -59,9 +59,10 @@ class Ours(Method):
                          "faces": use_faces, "tile": tile, "nonlocal_block": bool(self.restorer.mapping.has_nonlocal),
                          "mask_fill": self.restorer.mask_fill if scratch else None,
                          "min_component": self.restorer.min_component if scratch else None,
+                         "torn_threshold": self.restorer.torn_threshold,
                          "notes": list(self.restorer.notes),
                          "weights": checkpoint_digests(ctx.checkpoints, ("vae-a", "vae-b", "colour", "mapping",
-                                                                         *(("scratch",) if scratch else ()),
+                                                                         *(("scratch", "torn") if scratch else ()),
                                                                          *(("face",) if use_faces else ())))}
 
     def restore(self, item: MethodInput) -> torch.Tensor:
