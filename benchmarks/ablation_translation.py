@@ -5,8 +5,10 @@ per-photo seeds), so the numbers compare with the README's table. Each variant i
 
     MASK  none    stage 2 only, no mask (every latent cell valid)
           gt      stage 2 with the synthesizer's ground-truth damage mask (an oracle for the detector)
-          detect  stages 1 + 2: the runs folder's scratch detector at its calibrated threshold
-                  (the default of ``ours`` when RUNS/scratch exists); ``detect@T`` (``detect-nofill@T``) at threshold T instead
+          detect  stages 1 + 2: the runs folder's scratch detector at its calibrated threshold, united with its
+                  torn-piece detector when RUNS/torn exists (the default of ``ours`` when RUNS/scratch exists);
+                  ``detect@T`` (``detect-nofill@T``) at scratch threshold T instead (``--torn-threshold``: the
+                  torn-piece detector's, for every variant)
 
 A mask is filled by Telea inpainting before the translation (``Restorer.mask_fill``, the pipeline's default);
 ``gt-nofill`` and ``detect-nofill`` leave it unfilled (the mask only steers the nonlocal block, as released).
@@ -61,6 +63,8 @@ def main() -> None:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-images", type=int, default=None)
+    ap.add_argument("--torn-threshold", type=float, default=None,
+                    help="torn-piece detector threshold of the detect variants (default: each checkpoint's)")
     ap.add_argument("--out", type=Path, required=True, help="folder for ablation.csv, ablation.json, data/")
     ap.add_argument("--clean-full", action="store_true",
                     help="also pass each clean photo through the whole restore pipeline (detection of the variant's "
@@ -86,9 +90,11 @@ def main() -> None:
         mask, _, nofill = mode.partition("-")
         mask, _, at = mask.partition("@")
         fill, threshold = "none" if nofill else "telea", float(at) if at else None
-        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill, threshold=threshold)
+        restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill, threshold=threshold,
+                            torn_threshold=args.torn_threshold)
         per: dict[str, list[float]] = {"psnr": [], "ssim": [], "clean_psnr": [], "flagged": []}
-        full = (Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill, threshold=threshold)
+        full = (Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill, threshold=threshold,
+                         torn_threshold=args.torn_threshold)
                 if args.clean_full else None)
         if full is not None:
             per["clean_full_psnr"] = []
@@ -105,7 +111,7 @@ def main() -> None:
             per["flagged"].append(flagged)
             if full is not None:
                 per["clean_full_psnr"].append(float(psnr(full.restore(clean).image, clean)[0]))
-        row = {"variant": name, "runs": str(runs), "mask": mode}
+        row = {"variant": name, "runs": str(runs), "mask": mode, "torn_threshold": restorer.torn_threshold}
         for k, v in per.items():
             a = aggregate(v)
             row[k], row[f"{k}_ci95"] = a.mean, a.ci95

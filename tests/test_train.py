@@ -272,3 +272,18 @@ def test_tensorboard_missing_is_a_note_not_an_error(tmp_path, monkeypatch):
     log.close()
     assert "TensorBoard logging off" in (tmp_path / "run.log").read_text()
     assert _rows(tmp_path / "log.csv")[0]["loss"] == "0.5"
+
+
+def test_resume_accepts_model_keys_added_to_the_recipe_since_but_not_changed_ones(tmp_path):
+    from oldphoto_bench.train import save_checkpoint, train_stage
+
+    train_stage("scratch", "smoke", runs=tmp_path, progress=False, overrides=["schedule.steps=2"])
+    path = tmp_path / "scratch" / "last.pt"
+    ckpt = load_checkpoint(path)
+    del ckpt["config"]["model"]["torn"]  # as written before the recipe had a torn-piece detector
+    save_checkpoint(path, ckpt)
+    train_stage("scratch", "smoke", runs=tmp_path, progress=False, overrides=["schedule.steps=3"], resume=True)
+    assert load_checkpoint(path)["step"] == 3
+    with pytest.raises(ValueError, match="model.scratch.base_channels: 8 -> 4"):
+        train_stage("scratch", "smoke", runs=tmp_path, progress=False, resume=True,
+                    overrides=["schedule.steps=4", "model.scratch.base_channels=4"])

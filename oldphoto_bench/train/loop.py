@@ -140,11 +140,15 @@ class Trainer:
             write_manifest(self.dir / "manifest.json", seed=self.cfg["seed"], config=self.cfg, **extra)
 
     def _check_resume(self, old: Mapping[str, Any]) -> list[str]:
-        """Refuse a resume whose networks differ from the checkpoint's; -> the other changed settings."""
-        if old.get("model") != self.cfg["model"]:
-            before, after = _flat(old.get("model", {}), "model."), _flat(self.cfg["model"], "model.")
-            diff = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
-                    if before.get(k) != after.get(k)]
+        """Refuse a resume whose networks differ from the checkpoint's; -> the other changed settings.
+
+        Model keys the checkpoint's config lacks (added to the recipe since, e.g. another stage's network)
+        are reported with the other changes: they cannot describe a network this checkpoint holds, and its
+        weights must still load into the networks built now."""
+        before, after = _flat(old.get("model", {}), "model."), _flat(self.cfg["model"], "model.")
+        diff = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+                if before.get(k) != after.get(k) and k in before]
+        if diff:
             raise ValueError(f"--resume: the model config differs from the one {self.ckpt_path} was trained with "
                              f"({'; '.join(diff[:3])}); resume with the same config, or start over with "
                              "--overwrite (nothing was changed)")
