@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="base seed of the synthetic damage (default: 0)")
     ap.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
     ap.add_argument("--dilation", type=int, default=None, help="override the pipeline's mask dilation (pixels)")
+    ap.add_argument("--min-component", type=int, default=None,
+                    help="override the pipeline's smallest kept detection (pixels)")
     ap.add_argument("--torn-threshold", type=float, default=None, help="override the torn-piece detector's threshold")
     ap.add_argument("--no-torn", action="store_true", help="leave out the torn-piece detector (scratch mask only)")
     ap.add_argument("--max-side", type=int, default=512, help="downscale so max(H, W) <= this (bench's default)")
@@ -63,10 +65,11 @@ def main() -> None:
 
     restorer = Restorer(args.checkpoints, with_scratch=True, faces=False, threshold=args.threshold,
                         dilation=MASK_DILATION if args.dilation is None else args.dilation, torn=not args.no_torn,
-                        torn_threshold=args.torn_threshold)
+                        torn_threshold=args.torn_threshold,
+                        **({} if args.min_component is None else {"min_component": args.min_component}))
     t0 = time.perf_counter()
     out: dict = {"checkpoints": str(args.checkpoints), "threshold": restorer.threshold,
-                 "torn_threshold": restorer.torn_threshold,
+                 "torn_threshold": restorer.torn_threshold, "min_component": restorer.min_component,
                  "dilation": restorer.dilation, "max_side": args.max_side, "per_photo": {}}
 
     def photos(spec: str):

@@ -275,6 +275,8 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
         f"train mapping --config tiny --out runs --data {clean}",
         f"train mapping-no-pn --config tiny --out runs --data {clean}",
         f"train scratch --config tiny --out runs --data {clean}",
+        "train torn --config tiny --out runs --data data/clean/bsds500,data/clean/cbsd68,data/clean/set14,"
+        "data/faces/deepface",
         "train face --config tiny --out runs --data data/faces/deepface",
         f"train baseline pix2pix --config tiny --out runs --data {clean}",
         f"train baseline unet --config tiny --out runs --data {clean}",

@@ -21,8 +21,8 @@ FACE_BACKENDS = ("auto", "hybrid", "dlib", "cascade")
 FACE_BACKEND_HELP = ("face detector: auto, hybrid, dlib or cascade (default: auto = hybrid when dlib and its "
                      "models are installed, else dlib, else cascade)")
 TRAIN_STAGES = ("baseline", "colour", "face", "mapping", "mapping-no-pn", "scratch", "torn", "vae-a", "vae-b")
-SHIPPED_STAGES = ("vae-b", "vae-a", "colour", "mapping", "mapping-no-pn", "scratch", "face", "baseline-pix2pix",
-                  "baseline-unet")
+SHIPPED_STAGES = ("vae-b", "vae-a", "colour", "mapping", "mapping-no-pn", "scratch", "torn", "face",
+                  "baseline-pix2pix", "baseline-unet")
 SHIPPED_RECIPE = "tiny"
 SHIP_MAX_MB = 60.0
 BENCH_METHODS = ("input", "nlm", "bilateral", "tv", "ours")

@@ -31,8 +31,8 @@ the outputs (a photo named report.json, a photo inside --out/final) is refused b
 unless --overwrite; one without it (an interrupted run) is restored again.
 Checkpoints: without --checkpoints, restore uses %(default_runs)s,
 trained with the tiny recipe (`oldphoto-bench ship --list` says on what). --checkpoints RUNS uses your
-own, from `oldphoto-bench train STAGE`: vae-a, vae-b and mapping, scratch with --with-scratch, face
-(optional) for the face enhancer. A missing or mismatched checkpoint is named with the command that
+own, from `oldphoto-bench train STAGE`: vae-a, vae-b and mapping, scratch with --with-scratch (and torn,
+optional, whose torn-piece mask is united with the scratch mask), face (optional) for the face enhancer. A missing or mismatched checkpoint is named with the command that
 trains it, or for the shipped ones `%(retrain)s` (exit code 2)."""
 
 

@@ -26,7 +26,8 @@ training time, git revision, versions, sha256 and size). Refused, with nothing w
 on a test set (Kodak24, FFHQ-10, the embedded photos), weights that do not load, or a total over
 --max-mb. Files are written atomically.
 
-Retrain: stages vae-b, vae-a, colour, mapping, mapping-no-pn, scratch, face, baseline-pix2pix, baseline-unet
+Retrain: stages vae-b, vae-a, colour, mapping, mapping-no-pn, scratch, torn, face, baseline-pix2pix,
+baseline-unet
 (--stages picks some). Each `oldphoto-bench train ...` command is printed before it runs. --jobs 2 trains
 two stages at once (vae-a after vae-b, the mappings after both VAEs and the colour stage, the longest
 remaining chain first), so that both cores of a 2-core machine are busy. A finished

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..data.splits import FACE_TRAIN_SETS, OLD_PHOTO_SETS, TRAIN_SETS
 
-RECIPE = "tiny"  # the training recipe of the shipped checkpoints (oldphoto_bench/configs/train/tiny.yaml)
+RECIPE = "tiny"
+TORN_TRAIN_SETS = tuple(s for s in TRAIN_SETS if s != "clean/mcmaster") + FACE_TRAIN_SETS  # the training recipe of the shipped checkpoints (oldphoto_bench/configs/train/tiny.yaml)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ SHIPPED_STAGES: tuple[ShippedStage, ...] = (
     ShippedStage("mapping-no-pn", ("mapping-no-pn",), TRAIN_SETS, ("mapping",), needs=("vae-a", "vae-b", "colour"),
                  optional=("decoder",)),
     ShippedStage("scratch", ("scratch",), TRAIN_SETS, ("detector",)),
+    # torn: McMaster is left out, so that the torn-piece detector's threshold and false positives are measured on
+    # training-split photos it never saw (benchmarks/torn_detector_probe.py)
+    ShippedStage("torn", ("torn",), TORN_TRAIN_SETS, ("detector",)),
     ShippedStage("face", ("face",), FACE_TRAIN_SETS, ("generator",)),
     ShippedStage("baseline-pix2pix", ("baseline", "pix2pix"), TRAIN_SETS, ("generator",)),
     ShippedStage("baseline-unet", ("baseline", "unet"), TRAIN_SETS, ("generator",)),
