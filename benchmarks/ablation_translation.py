@@ -65,6 +65,8 @@ def main() -> None:
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--torn-threshold", type=float, default=None,
                     help="torn-piece detector threshold of the detect variants (default: each checkpoint's)")
+    ap.add_argument("--torn-component-prob", type=float, default=None,
+                    help="smallest mean probability of a kept torn-piece component (default: the pipeline's)")
     ap.add_argument("--out", type=Path, required=True, help="folder for ablation.csv, ablation.json, data/")
     ap.add_argument("--clean-full", action="store_true",
                     help="also pass each clean photo through the whole restore pipeline (detection of the variant's "
@@ -86,15 +88,16 @@ def main() -> None:
     base = {"psnr": [float(psnr(d, c)[0]) for _, d, c, _ in photos],
             "ssim": [float(ssim(d, c)[0]) for _, d, c, _ in photos]}
     rows.append({"variant": "input", "runs": "", "mask": "", **{k: statistics.fmean(v) for k, v in base.items()}})
+    extra = {} if args.torn_component_prob is None else {"torn_component_prob": args.torn_component_prob}
     for name, runs, mode in args.variant:
         mask, _, nofill = mode.partition("-")
         mask, _, at = mask.partition("@")
         fill, threshold = "none" if nofill else "telea", float(at) if at else None
         restorer = Restorer(runs, with_scratch=mask == "detect", faces=False, mask_fill=fill, threshold=threshold,
-                            torn_threshold=args.torn_threshold)
+                            torn_threshold=args.torn_threshold, **extra)
         per: dict[str, list[float]] = {"psnr": [], "ssim": [], "clean_psnr": [], "flagged": []}
         full = (Restorer(runs, with_scratch=mask == "detect", faces=True, mask_fill=fill, threshold=threshold,
-                         torn_threshold=args.torn_threshold)
+                         torn_threshold=args.torn_threshold, **extra)
                 if args.clean_full else None)
         if full is not None:
             per["clean_full_psnr"] = []

@@ -120,3 +120,24 @@ def test_torn_stage_checkpoint_and_restore_unites_the_masks(smoke_runs, tmp_path
     assert "torn" in res.details["seconds"]
     # torn=False leaves the torn-piece detector out
     assert Restorer(runs, with_scratch=True, faces=False, torn=False).torn is None
+
+
+def test_torn_mask_keeps_only_components_of_high_mean_probability(smoke_runs, tmp_path):
+    from oldphoto_bench.restore.damage import DamageDetector
+    from oldphoto_bench.train import train_stage
+
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_runs, runs)
+    train_stage("torn", "smoke", runs=runs, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    det = DamageDetector(runs, torn_threshold=0.8, torn_component_prob=0.9)
+    prob = torch.zeros(1, 1, 20, 30)
+    prob[..., 2:6, 2:6] = 0.95  # mean 0.95: kept
+    prob[..., 10:15, 10:20] = 0.85  # mean 0.85: dropped
+    prob[..., 10:12, 25:28] = torch.tensor([0.99, 0.81, 0.99])  # mean (0.99 + 0.81 + 0.99) / 3 = 0.93: kept
+    got = det.torn_mask(prob)
+    expected = torch.zeros_like(prob)
+    expected[..., 2:6, 2:6] = 1.0
+    expected[..., 10:12, 25:28] = 1.0
+    assert torch.equal(got, expected)
+    det.torn_component_prob = 0.0  # no filter: every pixel at or above the threshold
+    assert torch.equal(det.torn_mask(prob), (prob >= 0.8).float())

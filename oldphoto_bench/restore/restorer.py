@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
-from .damage import MASK_DILATION, DamageDetector
+from .damage import MASK_DILATION, TORN_COMPONENT_PROB, DamageDetector
 from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, fill_mask
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 
@@ -146,6 +146,7 @@ class Restorer:
         torn: with ``with_scratch``, also run the torn-piece detector of ``RUNS/torn`` when the folder has one
             and unite its mask with the scratch mask.
         torn_threshold: torn-piece probability at or above which a pixel is masked (None: the checkpoint's).
+        torn_component_prob: torn-piece components whose mean probability is below this are dropped.
         attention: ``"linear"`` or ``"dense"`` (the released N x N attention; for the scaling benchmark).
         band_elements: override the floats per band of the layer-by-layer mode.
 
@@ -170,6 +171,7 @@ class Restorer:
         min_component: int = MIN_COMPONENT,
         torn: bool = True,
         torn_threshold: float | None = None,
+        torn_component_prob: float = TORN_COMPONENT_PROB,
     ):
         from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_vae
 
@@ -203,7 +205,7 @@ class Restorer:
                           "dilation": int(dilation), "min_component": int(min_component)}
         if self.with_scratch:
             self.damage = DamageDetector(self.runs, self.device, self.detector_tile, threshold, int(dilation),
-                                         int(min_component), torn, torn_threshold)
+                                         int(min_component), torn, torn_threshold, torn_component_prob)
         self.colour = None
         if checkpoint_path(self.runs, "colour").is_file():
             from ..train.artifacts import load_colour

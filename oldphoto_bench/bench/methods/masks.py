@@ -37,7 +37,8 @@ class DamageMasks:
             self.source = DETECTED
             torn = "" if self.detector.torn is None else (
                 f", united with the torn-piece detector {checkpoint_path(ctx.checkpoints, 'torn')} (whole photo, "
-                f"probability >= {self.detector.torn_threshold:g})")
+                f"probability >= {self.detector.torn_threshold:g}, components of mean probability >= "
+                f"{self.detector.torn_component_prob:g})")
             self.description = (f"detected by our scratch detector {path} (luma, tiled, sigmoid >= its calibrated "
                                 f"threshold, small components dropped and dilated as in the restore pipeline){torn}")
         elif ctx.has_masks:

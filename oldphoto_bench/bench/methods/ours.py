@@ -60,6 +60,8 @@ class Ours(Method):
                          "mask_fill": self.restorer.mask_fill if scratch else None,
                          "min_component": self.restorer.min_component if scratch else None,
                          "torn_threshold": self.restorer.torn_threshold,
+                         "torn_component_prob": (self.restorer.damage.torn_component_prob
+                                                 if self.restorer.torn is not None else None),
                          "notes": list(self.restorer.notes),
                          "weights": checkpoint_digests(ctx.checkpoints, ("vae-a", "vae-b", "colour", "mapping",
                                                                          *(("scratch", "torn") if scratch else ()),
