@@ -278,7 +278,7 @@ def test_retrain_dry_run_prints_every_command_in_order(tmp_path, monkeypatch, ca
         "train torn --config tiny --out runs --data data/clean/bsds500,data/clean/cbsd68,data/clean/set14,"
         "data/faces/deepface",
         "train face --config tiny --out runs --data data/faces/deepface",
-        f"train baseline pix2pix --config tiny --out runs --data {clean}",
+        f"train baseline pix2pix --config tiny --out runs --data {clean} --set schedule.steps=8000",
         f"train baseline unet --config tiny --out runs --data {clean}",
     ]
     for i, (line, cmd) in enumerate(zip(lines, expected, strict=False)):

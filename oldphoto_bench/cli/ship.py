@@ -15,8 +15,8 @@ HELP = """Ship trained checkpoints inside the package (oldphoto_bench/pretrained
   oldphoto-bench ship --retrain runs/tiny     THE retrain command: train every shipped stage with
                                               --config tiny on the shared training sets into
                                               runs/tiny, then export them (the stages' recorded times
-                                              add up to about 4 h 47 min on 2 busy CPU cores; with
-                                              --jobs 2 about 2 h 27 min, estimated from them); --dry-run
+                                              add up to about 5 h 53 min on 2 busy CPU cores; with
+                                              --jobs 2 about 2 h 58 min, estimated from them); --dry-run
                                               prints the commands only
 
 Export: each RUNS/<stage>/last.pt is stripped to what inference needs (stage, config, network specs and

@@ -58,7 +58,7 @@ def train_argv(row: ShippedStage, runs: str | Path, data_root: Path, config: str
     argv = ["train", *row.train, "--config", config, "--out", str(runs), "--data", data_spec(data_root, row.data)]
     if row.real:
         argv += ["--real", data_spec(data_root, row.real)]
-    for o in overrides:
+    for o in (*row.sets, *overrides):
         argv += ["--set", o]
     argv += ["--device", device]
     if not progress:
