@@ -203,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
             "mask_fill": restorer.mask_fill,
             "fill_dilation": restorer.fill_dilation,
             "min_component": restorer.min_component,
+            "torn_threshold": restorer.torn_threshold,
+            "torn_component_prob": restorer.damage.torn_component_prob if restorer.torn is not None else None,
         },
         inputs=[str(f.path) for f in files],
     )
