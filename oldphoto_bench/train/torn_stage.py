@@ -34,7 +34,7 @@ from .colour_stage import AgedThumbnails
 from .stages import STAGES, Stage
 
 TORN_NETWORK = "scratch_unet"
-DEFAULT_TORN = {"side": 512, "size": 96, "torn_p": 0.5, "threshold": 0.7}
+DEFAULT_TORN = {"side": 512, "size": 96, "torn_p": 0.5, "threshold": 0.8}  # the tiny recipe's
 
 
 def torn_settings(cfg: dict[str, Any]) -> dict[str, Any]:
