@@ -118,6 +118,7 @@ def cmd_eval(args) -> None:
     from oldphoto_bench.imageio import resize_max_side
     from oldphoto_bench.metrics.fidelity import psnr, ssim
     from oldphoto_bench.restore import Restorer
+    from oldphoto_bench.restore.torn import torn_probability
     from oldphoto_bench.seeding import derive_seed
     from oldphoto_bench.segmentation_metrics import confusion
 
@@ -127,9 +128,8 @@ def cmd_eval(args) -> None:
     ths = [float(t) for t in args.thresholds.split(",")]
     restorer = Restorer(args.checkpoints, with_scratch=True, faces=False)
 
-    def torn_prob(x: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(net(F.interpolate(x, size=(NET_SIDE, NET_SIDE), mode="area")))
-        return F.interpolate(p, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    def torn_prob(x: torch.Tensor) -> torch.Tensor:  # as the restore pipeline runs the shipped stage
+        return torn_probability(net, x, NET_SIDE)
 
     def photos(spec: str, n: int) -> list[torch.Tensor]:
         src = open_source(spec)

@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from photo_sources import TensorPhotos
 from torch import nn
 
-from oldphoto_bench.data.sources import Sample, Source
 from oldphoto_bench.degrade.presets import load_preset
 from oldphoto_bench.seeding import torch_generator
 from oldphoto_bench.train.scratch_calibration import CANDIDATES, calibrate_threshold, without_structured
 
 
-class _Photos(Source):
-    label = "random"
-
-    def __init__(self, n: int = 3):
-        g = torch_generator(3)
-        self.images = [torch.rand(1, 3, 40, 40, generator=g) for _ in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def names(self) -> list[str]:
-        return [str(i) for i in range(len(self))]
-
-    def load(self, index: int) -> Sample:
-        return Sample(self.images[index], str(index), {})
+def _photos(n: int = 3) -> TensorPhotos:
+    g = torch_generator(3)
+    return TensorPhotos([torch.rand(1, 3, 40, 40, generator=g) for _ in range(n)])
 
 
 class _Constant(nn.Module):
@@ -49,7 +37,7 @@ def test_without_structured_drops_only_the_structured_stage():
 
 @pytest.mark.parametrize("c", [0.3, 0.62])
 def test_a_constant_detector_gets_the_lowest_threshold_above_it(c):
-    out = calibrate_threshold(_Constant(c), _Photos(), "scratch", n=4, seed=1, crop=32, max_false_positive=0.01)
+    out = calibrate_threshold(_Constant(c), _photos(), "scratch", n=4, seed=1, crop=32, max_false_positive=0.01)
     # every negative pixel is flagged at t <= c (false positives 100%), none above: the budget forces t > c
     assert out["met_budget"] and out["false_positive"] == 0.0
     assert out["threshold"] == pytest.approx(min(float(t) for t in CANDIDATES if t > c))

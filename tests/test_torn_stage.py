@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
+from photo_sources import TensorPhotos
 from torch import nn
 
-from oldphoto_bench.data.sources import Sample, Source
 from oldphoto_bench.degrade import Synthesizer
 from oldphoto_bench.degrade.presets import load_preset
 from oldphoto_bench.imageio import resize_max_side
@@ -17,21 +17,9 @@ from oldphoto_bench.seeding import derive_seed, torch_generator
 from oldphoto_bench.train.torn_stage import preset_with_torn_p
 
 
-class _Photos(Source):
-    label = "random"
-
-    def __init__(self, n: int = 2, h: int = 60, w: int = 80):
-        g = torch_generator(4)
-        self.images = [torch.rand(1, 3, h, w, generator=g) for _ in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def names(self) -> list[str]:
-        return [str(i) for i in range(len(self))]
-
-    def load(self, index: int) -> Sample:
-        return Sample(self.images[index], str(index), {})
+def _photos(n: int = 2, h: int = 60, w: int = 80) -> TensorPhotos:
+    g = torch_generator(4)
+    return TensorPhotos([torch.rand(1, 3, h, w, generator=g) for _ in range(n)])
 
 
 def _torn_only(p: float = 1.0) -> dict:
@@ -55,7 +43,7 @@ def test_preset_with_torn_p_sets_only_the_torn_group():
 def test_aged_thumbnail_mask_is_the_synthesizers_mask_area_averaged():
     from oldphoto_bench.train.colour_stage import AgedThumbnails
 
-    src, spec = _Photos(), _torn_only(1.0)
+    src, spec = _photos(), _torn_only(1.0)
     ds = AgedThumbnails(src, spec, size=16, side=64, seed=3)
     item = ds[1]
     # independent reference: age the photo the same way and average the mask over 4 x 4 blocks by hand

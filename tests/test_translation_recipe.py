@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from photo_sources import TensorPhotos
 from torch import nn
 
 from oldphoto_bench.data import PairsDataset
-from oldphoto_bench.data.sources import Sample, Source
 from oldphoto_bench.degrade import Synthesizer
 from oldphoto_bench.imageio import rgb_to_luma
 from oldphoto_bench.models import MappingNetwork, latent_valid_from_mask
@@ -64,27 +64,14 @@ def test_layerwise_runner_matches_the_residual_context_mapping():
     torch.testing.assert_close(b, a, atol=2e-5 * a.abs().max().item(), rtol=0)
 
 
-class _Photos(Source):
+def _photos() -> TensorPhotos:
     """Two random 'photos' of different sizes (the synthesizer acts on the whole of each)."""
-
-    label = "random"
-
-    def __init__(self):
-        g = torch_generator(7)
-        self.images = [torch.rand(1, 3, 70, 90, generator=g), torch.rand(1, 3, 64, 48, generator=g)]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def names(self) -> list[str]:
-        return [f"p{i}" for i in range(len(self.images))]
-
-    def load(self, index: int) -> Sample:
-        return Sample(self.images[index], f"p{index}", {})
+    g = torch_generator(7)
+    return TensorPhotos([torch.rand(1, 3, 70, 90, generator=g), torch.rand(1, 3, 64, 48, generator=g)], ["p0", "p1"])
 
 
 def test_photo_scope_crops_the_whole_photo_aged_once():
-    src = _Photos()
+    src = _photos()
     ds = PairsDataset(src, "paper", crop=32, train=True, seed=5, degrade_scope="photo", photo_reuse=2)
     synth = Synthesizer("paper")
     for epoch in (0, 1, 2):
@@ -113,7 +100,7 @@ def test_photo_scope_crops_the_whole_photo_aged_once():
 
 
 def test_gray_target_follows_a_grayscale_input():
-    src = _Photos()
+    src = _photos()
     gray_preset = {"name": "g", "stages": [{"name": "colour", "groups": [
         {"name": "grayscale", "p": 1.0, "ops": [{"type": "grayscale"}]}]}]}
     for scope in ("crop", "photo"):

@@ -33,7 +33,6 @@ class DamageMasks:
             from ...restore.restorer import DEFAULT_TILE
 
             self.detector = DamageDetector(ctx.checkpoints, ctx.device, tile=DEFAULT_TILE)
-            self.threshold = self.detector.threshold
             self.source = DETECTED
             torn = "" if self.detector.torn is None else (
                 f", united with the torn-piece detector {checkpoint_path(ctx.checkpoints, 'torn')} (whole photo, "
