@@ -1,0 +1,161 @@
+"""Compare recipes of the global colour stage in minutes: age the training photos once, then train on the bank.
+
+Training the ``colour`` stage ages every photo again and again (most of its step time); a recipe comparison
+does not need that. ``bank`` ages each training photo ``--agings`` times exactly as the stage does
+(:class:`~oldphoto_bench.train.colour_stage.AgedThumbnails`: the whole photo at ``--side`` px, grayscale
+targets for grayscale agings, ``--clean-fraction`` left unaged) and keeps the thumbnails; ``train`` fits a
+:class:`~oldphoto_bench.models.colour.GlobalColourNet` on a bank (Adam, constant learning rate for half the
+steps, then linear decay to 0, as the stage's schedule) and scores it as ``eval_colour_stage.py`` does:
+held-out photos shrunk to ``--max-side``, aged with the benchmark's per-photo seeds, mean PSNR of the aged
+photo before and after the correction, and of a clean photo through it (capped at 60 dB)::
+
+    python benchmarks/colour_recipe_probe.py bank --out runs/colour_bank.pt --agings 24
+    python benchmarks/colour_recipe_probe.py train --bank runs/colour_bank.pt --steps 8000 \\
+        --model '{"hidden": 128, "head_layers": 2, "standardize": true}' --lr 1e-3 --json runs/big.json
+
+Measured on the 2-core machine: a bank of 482 photos x 24 agings in about 2 minutes; 4000 steps of the tiny
+network in about 1.5 minutes. Figures in ``oldphoto_bench/configs/train/tiny.yaml`` (stage ``colour``).
+Use held-out sources only (the tiny recipe trains this stage on bsds500, cbsd68 and set14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRAIN_SETS = ",".join(str(SHARED / "clean" / s) for s in ("bsds500", "cbsd68", "set14"))
+HELD_OUT = f"{SHARED / 'clean' / 'mcmaster'},{SHARED / 'faces' / 'deepface'}"
+CAP_DB = 60.0
+
+
+def make_bank(data, agings: int, preset: str = "paper", side: int = 192, size: int = 64,
+              clean_fraction: float = 0.15, seed: int = 0, progress: bool = True) -> dict[str, torch.Tensor]:
+    """``{"clean", "aged": (P * agings, 3, size, size)}``: ``agings`` independent agings of each photo of
+    ``data`` (a data source spec or a :class:`~oldphoto_bench.data.sources.Source`)."""
+    from oldphoto_bench.data import open_source
+    from oldphoto_bench.train.colour_stage import AgedThumbnails
+    from oldphoto_bench.train.data import CachedSource
+
+    src = CachedSource(open_source(data) if isinstance(data, str) else data)  # decode each photo once
+    ds = AgedThumbnails(src, preset, size, side, seed, True, clean_fraction, reuse=1)
+    clean, aged = [], []
+    for k in range(int(agings)):
+        ds.set_epoch(k)  # reuse 1: a new ageing of every photo per epoch
+        for i in range(len(ds)):
+            _, c, a, _, _ = ds._thumbnails(i)
+            clean.append(c)
+            aged.append(a)
+        ds._aged.clear()
+        if progress:
+            print(f"ageing {k + 1}/{agings}: {len(clean)} thumbnails", flush=True)
+    return {"clean": torch.stack(clean), "aged": torch.stack(aged)}
+
+
+def train_on_bank(bank: dict[str, torch.Tensor], steps: int, model: dict, lr: float = 2e-3, loss: str = "l1",
+                  batch_size: int = 16, seed: int = 0, progress: bool = True) -> torch.nn.Module:
+    """A :class:`GlobalColourNet` (``model``: its constructor arguments) fitted on ``bank``; eval mode."""
+    from oldphoto_bench.models.colour import GlobalColourNet, apply_colour
+    from oldphoto_bench.train.colour_stage import COLOUR_LOSSES
+
+    if loss not in COLOUR_LOSSES:
+        raise KeyError(f"unknown loss {loss!r}; valid: {', '.join(COLOUR_LOSSES)}")
+    net = GlobalColourNet(**{"size": bank["aged"].shape[-1], **model, "init_seed": seed})
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999))
+    half = steps // 2  # the stage's schedule: constant for half the run, then linear decay to 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < half else max(0.0, (steps - s) / max(1, steps - half)))
+    gen = torch.Generator().manual_seed(seed)
+    n, t0 = len(bank["aged"]), time.perf_counter()
+    for step in range(steps):
+        idx = torch.randint(n, (batch_size,), generator=gen)
+        x, y = bank["aged"][idx], bank["clean"][idx]
+        if torch.rand(1, generator=gen).item() < 0.5:  # the stage's random horizontal flip
+            x, y = x.flip(-1), y.flip(-1)
+        value = COLOUR_LOSSES[loss](apply_colour(x, net(x)), y)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        sched.step()
+        if progress and (step % 1000 == 0 or step == steps - 1):
+            print(f"step {step}: loss {value.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return net.eval()
+
+
+@torch.no_grad()
+def score(net: torch.nn.Module, data: str, preset: str = "paper", seed: int = 0, max_side: int = 512) -> dict:
+    """Per source: mean PSNR of the aged photos, after the correction, and of clean photos through it."""
+    from oldphoto_bench.data import open_source
+    from oldphoto_bench.degrade import Synthesizer
+    from oldphoto_bench.imageio import resize_max_side
+    from oldphoto_bench.metrics.fidelity import psnr
+    from oldphoto_bench.models.colour import apply_colour
+    from oldphoto_bench.seeding import derive_seed
+
+    synth, out = Synthesizer(preset), {}
+    for spec in [s for s in data.split(",") if s]:
+        src, rows = open_source(spec), []
+        for i in range(len(src)):
+            clean = resize_max_side(src[i].image, max_side)
+            aged = synth(clean, seed=derive_seed(seed, i)).image
+            rows.append({"aged": float(psnr(aged, clean)[0]),
+                         "corrected": float(psnr(apply_colour(aged, net(aged)), clean)[0]),
+                         "clean": min(CAP_DB, float(psnr(apply_colour(clean, net(clean)), clean)[0]))})
+        out[spec] = {"photos": len(rows), **{k: statistics.fmean(r[k] for r in rows) for k in rows[0]}}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bank", help="age the training photos into a bank of thumbnails")
+    b.add_argument("--out", required=True, type=Path, help="bank file to write (.pt); never overwritten")
+    b.add_argument("--data", default=TRAIN_SETS, help="training photo sources (default: the stage's)")
+    b.add_argument("--agings", type=int, default=24, help="agings per photo (default: 24)")
+    b.add_argument("--preset", default="paper")
+    b.add_argument("--side", type=int, default=192, help="photos aged at this longer side (tiny: 192)")
+    b.add_argument("--clean-fraction", type=float, default=0.15, help="share left unaged (tiny: 0.15)")
+    b.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("train", help="fit a colour network on banks and score it on held-out photos")
+    t.add_argument("--bank", required=True, help="comma-separated bank files")
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--model", default="{}", help="JSON of GlobalColourNet arguments over tiny's")
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (tiny: 2e-3)")
+    t.add_argument("--loss", default="l1", help="l1 (tiny) or mse")
+    t.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed")
+    t.add_argument("--eval", default=HELD_OUT, help="held-out photo sources (default: McMaster, faces/deepface)")
+    t.add_argument("--json", type=Path, default=None, help="write the settings and scores here")
+    t.add_argument("--save", type=Path, default=None, help="write the network's state_dict here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.command == "bank":
+        if args.out.exists():
+            raise SystemExit(f"{args.out} exists; choose another --out")
+        bank = make_bank(args.data, args.agings, args.preset, args.side, clean_fraction=args.clean_fraction,
+                         seed=args.seed)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({**bank, "settings": {k: str(v) for k, v in vars(args).items()}}, args.out)
+        return
+    banks = [torch.load(p, weights_only=True) for p in args.bank.split(",")]
+    bank = {k: torch.cat([b[k] for b in banks]) for k in ("clean", "aged")}
+    model = {"base_channels": 16, "hidden": 64, "n_down": 4, **json.loads(args.model)}
+    t0 = time.perf_counter()
+    net = train_on_bank(bank, args.steps, model, args.lr, args.loss, seed=args.seed)
+    scores = score(net, args.eval)
+    for spec, s in scores.items():
+        print(f"{spec} ({s['photos']} photos): aged {s['aged']:.2f} -> corrected {s['corrected']:.2f} dB "
+              f"({s['corrected'] - s['aged']:+.2f}), clean through it {s['clean']:.1f} dB")
+    if args.save:
+        torch.save(net.state_dict(), args.save)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "model": model,
+                                         "seconds": time.perf_counter() - t0, "scores": scores}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
