@@ -13,8 +13,8 @@ photo before and after the correction, and of a clean photo through it (capped a
     python benchmarks/colour_recipe_probe.py train --bank runs/colour_bank.pt --steps 8000 \\
         --model '{"hidden": 128, "head_layers": 2, "standardize": true}' --lr 1e-3 --json runs/big.json
 
-Measured on the 2-core machine: a bank of 482 photos x 24 agings in about 2 minutes; 4000 steps of the tiny
-network in about 1.5 minutes. Figures in ``oldphoto_bench/configs/train/tiny.yaml`` (stage ``colour``).
+Measured on the 2-core machine: a bank of 482 photos x 24 agings in about 2 minutes; 8000 steps of the
+wider head below in about 3.5 minutes. Figures in ``oldphoto_bench/configs/train/tiny.yaml`` (stage ``colour``).
 Use held-out sources only (the tiny recipe trains this stage on bsds500, cbsd68 and set14).
 """
 
