@@ -45,3 +45,12 @@ def test_training_on_the_bank_learns_a_global_colour_change():
     with torch.no_grad():
         after = (apply_colour(faded, net(faded)) - clean).abs().mean()
     assert after < 0.3 * (faded - clean).abs().mean()
+
+
+def test_holdout_keeps_every_nth_photo_out_of_the_bank():
+    from colour_recipe_probe import split_every
+
+    kept, held = split_every(photos(7), 3)
+    assert kept.indices == [0, 1, 3, 4, 6] and held.indices == [2, 5]
+    assert torch.equal(held[1].image, photos(7)[5].image)
+    assert len(make_bank(photos(7), agings=1, size=16, side=64, holdout=3, progress=False)["aged"]) == 5
