@@ -32,37 +32,19 @@ from pathlib import Path
 
 import torch
 
-from oldphoto_bench.data.sources import Sample, Source
+from oldphoto_bench.data import open_source
+from oldphoto_bench.train.data import CachedSource, SubsetSource
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_SETS = ",".join(str(SHARED / "clean" / s) for s in ("bsds500", "cbsd68", "set14"))
 HELD_OUT = f"{SHARED / 'clean' / 'mcmaster'},{SHARED / 'faces' / 'deepface'}"
-CAP_DB = 60.0
-
-
-class PickedPhotos(Source):
-    """The photos ``indices`` of ``source`` as a source of their own."""
-
-    def __init__(self, source: Source, indices):
-        self.source, self.indices = source, list(indices)
-        self.label = source.label
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def load(self, index: int) -> Sample:
-        return self.source.load(self.indices[index])
-
-    def names(self) -> list[str]:
-        every = self.source.names()
-        return [every[i] for i in self.indices]
 
 
 def split_every(source, every: int):
     """``(kept, held_out)``: photo ``i`` is held out when ``i % every == every - 1`` (``every`` 0: none)."""
     held = {i for i in range(len(source)) if every and i % every == every - 1}
     kept = [i for i in range(len(source)) if i not in held]
-    return PickedPhotos(source, kept), PickedPhotos(source, sorted(held))
+    return SubsetSource(source, kept), SubsetSource(source, sorted(held))
 
 
 def make_bank(data, agings: int, preset: str = "paper", side: int = 192, size: int = 64,
@@ -71,9 +53,7 @@ def make_bank(data, agings: int, preset: str = "paper", side: int = 192, size: i
     """``{"clean", "aged": (P * agings, 3, size, size)}``: ``agings`` independent agings of each photo of
     ``data`` (a data source spec or a :class:`~oldphoto_bench.data.sources.Source`), without the photos
     :func:`split_every` holds out when ``holdout`` > 0."""
-    from oldphoto_bench.data import open_source
     from oldphoto_bench.train.colour_stage import AgedThumbnails
-    from oldphoto_bench.train.data import CachedSource
 
     src = open_source(data) if isinstance(data, str) else data
     src = CachedSource(split_every(src, holdout)[0] if holdout else src)  # decode each photo once
@@ -85,7 +65,6 @@ def make_bank(data, agings: int, preset: str = "paper", side: int = 192, size: i
             _, c, a, _, _ = ds._thumbnails(i)
             clean.append(c)
             aged.append(a)
-        ds._aged.clear()
         if progress:
             print(f"ageing {k + 1}/{agings}: {len(clean)} thumbnails", flush=True)
     return {"clean": torch.stack(clean), "aged": torch.stack(aged)}
@@ -120,29 +99,19 @@ def train_on_bank(bank: dict[str, torch.Tensor], steps: int, model: dict, lr: fl
     return net.eval()
 
 
-@torch.no_grad()
 def score(net: torch.nn.Module, data, preset: str = "paper", seed: int = 0, max_side: int = 512) -> dict:
-    """Per source: mean PSNR of the aged photos, after the correction, and of clean photos through it.
+    """Per source: mean PSNR of the aged photos, after the correction, and of clean photos through it
+    (``eval_colour_stage.score_photos``). ``data``: a comma-separated spec, or a dict ``{name: source}``."""
+    from eval_colour_stage import score_photos
 
-    ``data``: a comma-separated spec, or a dict ``{name: source}``."""
-    from oldphoto_bench.data import open_source
     from oldphoto_bench.degrade import Synthesizer
-    from oldphoto_bench.imageio import resize_max_side
-    from oldphoto_bench.metrics.fidelity import psnr
-    from oldphoto_bench.models.colour import apply_colour
-    from oldphoto_bench.seeding import derive_seed
 
     synth, out = Synthesizer(preset), {}
     sources = data if isinstance(data, dict) else {s: open_source(s) for s in data.split(",") if s}
     for spec, src in sources.items():
-        rows = []
-        for i in range(len(src)):
-            clean = resize_max_side(src[i].image, max_side)
-            aged = synth(clean, seed=derive_seed(seed, i)).image
-            rows.append({"aged": float(psnr(aged, clean)[0]),
-                         "corrected": float(psnr(apply_colour(aged, net(aged)), clean)[0]),
-                         "clean": min(CAP_DB, float(psnr(apply_colour(clean, net(clean)), clean)[0]))})
-        out[spec] = {"photos": len(rows), **{k: statistics.fmean(r[k] for r in rows) for k in rows[0]}}
+        rows = score_photos({"net": net}, src, synth, seed, max_side)
+        mean = {k: statistics.fmean(r[k] for r in rows) for k in ("aged", "net aged", "net clean")}
+        out[spec] = {"photos": len(rows), "aged": mean["aged"], "corrected": mean["net aged"], "clean": mean["net clean"]}
     return out
 
 
@@ -171,8 +140,6 @@ def main() -> None:
     t.add_argument("--save", type=Path, default=None, help="write the network's state_dict here")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from oldphoto_bench.data import open_source
-
     if args.command == "bank":
         if args.out.exists():
             raise SystemExit(f"{args.out} exists; choose another --out")

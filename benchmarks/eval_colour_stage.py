@@ -38,6 +38,30 @@ def oracle_affine(aged: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return fit_colour(aged.double(), clean.double(), ridge=0.0).float()
 
 
+@torch.no_grad()
+def score_photos(nets: dict, source, synth, seed: int = 0, max_side: int = 512) -> list[dict]:
+    """One row per photo of ``source``: shrunk to ``max_side``, aged by ``synth`` with seed
+    ``derive_seed(seed, i)``; PSNR of the aged photo (``aged``), of its oracle affine match (``oracle``), and per
+    colour network ``name`` of ``nets`` the corrected aged photo (``"<name> aged"``) and the clean photo through
+    the correction (``"<name> clean"``, at most :data:`CAP_DB`)."""
+    from oldphoto_bench.imageio import resize_max_side
+    from oldphoto_bench.metrics.fidelity import psnr
+    from oldphoto_bench.models.colour import apply_colour
+    from oldphoto_bench.seeding import derive_seed
+
+    rows = []
+    for i in range(len(source)):
+        clean = resize_max_side(source[i].image, max_side)
+        aged = synth(clean, seed=derive_seed(seed, i)).image
+        row = {"image": source[i].name, "aged": float(psnr(aged, clean)[0]),
+               "oracle": float(psnr(apply_colour(aged, oracle_affine(aged, clean)), clean)[0])}
+        for name, net in nets.items():
+            row[f"{name} aged"] = float(psnr(net.correct(aged), clean)[0])
+            row[f"{name} clean"] = min(CAP_DB, float(psnr(net.correct(clean), clean)[0]))
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoints", required=True, nargs="+", type=Path, help="runs folders with colour/last.pt")
@@ -51,10 +75,6 @@ def main() -> None:
 
     from oldphoto_bench.data import open_source
     from oldphoto_bench.degrade import Synthesizer
-    from oldphoto_bench.imageio import resize_max_side
-    from oldphoto_bench.metrics.fidelity import psnr
-    from oldphoto_bench.models.colour import apply_colour
-    from oldphoto_bench.seeding import derive_seed
     from oldphoto_bench.train.artifacts import load_colour
 
     torch.set_num_threads(1)
@@ -63,18 +83,7 @@ def main() -> None:
     out: dict = {"preset": args.preset, "seed": args.seed, "max_side": args.max_side, "sources": {}}
     t0 = time.perf_counter()
     for spec in [s for s in args.data.split(",") if s]:
-        src = open_source(spec)
-        rows = []
-        for i in range(len(src)):
-            clean = resize_max_side(src[i].image, args.max_side)
-            aged = synth(clean, seed=derive_seed(args.seed, i)).image
-            row = {"image": src[i].name, "aged": float(psnr(aged, clean)[0]),
-                   "oracle": float(psnr(apply_colour(aged, oracle_affine(aged, clean)), clean)[0])}
-            with torch.no_grad():
-                for name, net in nets.items():
-                    row[f"{name} aged"] = float(psnr(net.correct(aged), clean)[0])
-                    row[f"{name} clean"] = min(CAP_DB, float(psnr(net.correct(clean), clean)[0]))
-            rows.append(row)
+        rows = score_photos(nets, open_source(spec), synth, args.seed, args.max_side)
         means = {k: statistics.fmean(r[k] for r in rows) for k in rows[0] if k != "image"}
         out["sources"][spec] = {"photos": len(rows), "mean": means, "per_photo": rows}
         print(f"{spec} ({len(rows)} photos): aged {means['aged']:.2f} dB, oracle affine {means['oracle']:.2f} dB")
