@@ -10,6 +10,9 @@ united with it when the runs folder has ``torn/last.pt``, unless --no-torn) on:
   precision, recall, F1 and IoU pooled over the photos against the synthesizer's ground-truth masks.
 
     python benchmarks/eval_scratch_detector.py --checkpoints oldphoto_bench/pretrained/tiny --json out.json
+
+``--thresholds 0.96,0.93,0.9`` scores several scratch thresholds from one pass of the detectors per photo
+(a scan costs about what one threshold does); choose on photos that are not a test set (e.g. McMaster).
 """
 
 from __future__ import annotations
@@ -25,9 +28,22 @@ import torch
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _flagged(restorer, image: torch.Tensor) -> tuple[float, torch.Tensor]:
-    mask = restorer.detect_mask(image)  # scratches united with torn pieces (when RUNS/torn exists), as restore
-    return float(mask.mean()), mask
+def masks_at(damage, image: torch.Tensor, thresholds: list[float]) -> list[torch.Tensor]:
+    """Stage 1's mask of ``image`` at each scratch threshold, the detectors run once: the scratch mask of
+    :meth:`DamageDetector.mask_from_probability` at threshold ``t`` united with the torn-piece mask, as
+    ``restore --with-scratch`` does at its threshold. ``damage``: a :class:`DamageDetector`."""
+    found = damage(image)
+    prob, torn = found.stages["scratch_probability"], found.stages.get("torn_probability")
+    torn_mask = damage.torn_mask(torn) if torn is not None else None
+    kept, masks = damage.threshold, []
+    try:
+        for t in thresholds:
+            damage.threshold = float(t)
+            mask = damage.mask_from_probability(prob)
+            masks.append(mask if torn_mask is None else torch.maximum(mask, torn_mask))
+    finally:
+        damage.threshold = kept
+    return masks
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -44,6 +60,9 @@ def main() -> None:
     ap.add_argument("--presets", default="paper,scratch", help="comma-separated presets for --synthetic")
     ap.add_argument("--seed", type=int, default=0, help="base seed of the synthetic damage (default: 0)")
     ap.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
+    ap.add_argument("--thresholds", default=None,
+                    help="comma-separated scratch thresholds scored from one detector pass per photo (a scan; "
+                         "the JSON gets by_threshold, its top level is the first one's)")
     ap.add_argument("--dilation", type=int, default=None, help="override the pipeline's mask dilation (pixels)")
     ap.add_argument("--min-component", type=int, default=None,
                     help="override the pipeline's smallest kept detection (pixels)")
@@ -67,6 +86,10 @@ def main() -> None:
                         dilation=MASK_DILATION if args.dilation is None else args.dilation, torn=not args.no_torn,
                         torn_threshold=args.torn_threshold,
                         **({} if args.min_component is None else {"min_component": args.min_component}))
+    thresholds = ([float(t) for t in args.thresholds.split(",") if t] if args.thresholds
+                  else [restorer.threshold])
+    if not thresholds or any(not 0.0 <= t <= 1.0 for t in thresholds):
+        ap.error(f"--thresholds must be probabilities in [0, 1], got {args.thresholds!r}")
     t0 = time.perf_counter()
     out: dict = {"checkpoints": str(args.checkpoints), "threshold": restorer.threshold,
                  "torn_threshold": restorer.torn_threshold, "min_component": restorer.min_component,
@@ -78,31 +101,44 @@ def main() -> None:
             s = src[i]
             yield i, s.name, resize_max_side(s.image, args.max_side)
 
+    results: dict[float, dict] = {t: {"per_photo": {}} for t in thresholds}
     for key, spec in (("clean", args.clean), ("old", args.old)):
         if not spec:
             continue
-        rows = {name: _flagged(restorer, image)[0] for _, name, image in photos(spec)}
-        out["per_photo"][key] = rows
-        out[key] = {"source": spec, "flagged": _spread(list(rows.values()))}
-        print(f"{key:>9}: flagged {100 * out[key]['flagged']['mean']:.2f}% of pixels on average "
-              f"(median {100 * out[key]['flagged']['median']:.2f}%, max {100 * out[key]['flagged']['max']:.2f}%, "
-              f"{len(rows)} photos)", flush=True)
+        rows: dict[float, dict[str, float]] = {t: {} for t in thresholds}
+        for _, name, image in photos(spec):
+            for t, mask in zip(thresholds, masks_at(restorer.damage, image, thresholds), strict=True):
+                rows[t][name] = float(mask.mean())
+        for t in thresholds:
+            results[t]["per_photo"][key] = rows[t]
+            results[t][key] = {"source": spec, "flagged": _spread(list(rows[t].values()))}
+            f = results[t][key]["flagged"]
+            print(f"{key:>9} @ {t:.2f}: flagged {100 * f['mean']:.2f}% of pixels on average (median "
+                  f"{100 * f['median']:.2f}%, max {100 * f['max']:.2f}%, {len(rows[t])} photos)", flush=True)
     for preset in [p for p in args.presets.split(",") if p]:
-        synth, total, flagged = Synthesizer(preset), None, []
+        synth = Synthesizer(preset)
+        total: dict[float, object] = {t: None for t in thresholds}
+        flagged: dict[float, list[float]] = {t: [] for t in thresholds}
         for i, _, image in photos(args.synthetic):
             aged = synth(image, seed=derive_seed(args.seed, i))
-            share, mask = _flagged(restorer, aged.image)
-            c = confusion(mask > 0.5, aged.mask)
-            total = c if total is None else total + c
-            flagged.append(share)
-        out[f"synthetic_{preset}"] = {"source": args.synthetic, "preset": preset, "f1": total.f1,
-                                      "precision": total.precision, "recall": total.recall, "iou": total.iou,
-                                      "flagged": _spread(flagged)}
-        print(f"{preset:>9}: F1 {total.f1:.3f}, precision {total.precision:.3f}, recall {total.recall:.3f}, "
-              f"IoU {total.iou:.3f} on {len(flagged)} aged photos", flush=True)
+            for t, mask in zip(thresholds, masks_at(restorer.damage, aged.image, thresholds), strict=True):
+                c = confusion(mask > 0.5, aged.mask)
+                total[t] = c if total[t] is None else total[t] + c
+                flagged[t].append(float(mask.mean()))
+        for t in thresholds:
+            c = total[t]
+            results[t][f"synthetic_{preset}"] = {"source": args.synthetic, "preset": preset, "f1": c.f1,
+                                                 "precision": c.precision, "recall": c.recall, "iou": c.iou,
+                                                 "flagged": _spread(flagged[t])}
+            print(f"{preset:>9} @ {t:.2f}: F1 {c.f1:.3f}, precision {c.precision:.3f}, recall {c.recall:.3f}, "
+                  f"IoU {c.iou:.3f} on {len(flagged[t])} aged photos", flush=True)
+    out.update(results[thresholds[0]])  # the first threshold's figures at the top, as with one threshold
+    out["threshold"] = thresholds[0]
+    if len(thresholds) > 1:
+        out["by_threshold"] = {f"{t:g}": results[t] for t in thresholds}
     out["seconds"] = time.perf_counter() - t0
     torn = "none" if restorer.torn_threshold is None else f"{restorer.torn_threshold:.2f}"
-    print(f"threshold {restorer.threshold:.2f}, torn-piece threshold {torn}, dilation {restorer.dilation} px "
+    print(f"threshold {', '.join(f'{t:.2f}' for t in thresholds)}, torn-piece threshold {torn}, dilation {restorer.dilation} px "
           f"({out['seconds']:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
