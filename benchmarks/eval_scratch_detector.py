@@ -35,15 +35,8 @@ def masks_at(damage, image: torch.Tensor, thresholds: list[float]) -> list[torch
     found = damage(image)
     prob, torn = found.stages["scratch_probability"], found.stages.get("torn_probability")
     torn_mask = damage.torn_mask(torn) if torn is not None else None
-    kept, masks = damage.threshold, []
-    try:
-        for t in thresholds:
-            damage.threshold = float(t)
-            mask = damage.mask_from_probability(prob)
-            masks.append(mask if torn_mask is None else torch.maximum(mask, torn_mask))
-    finally:
-        damage.threshold = kept
-    return masks
+    masks = [damage.mask_from_probability(prob, t) for t in thresholds]
+    return masks if torn_mask is None else [torch.maximum(m, torn_mask) for m in masks]
 
 
 def _spread(values: list[float]) -> dict[str, float]:

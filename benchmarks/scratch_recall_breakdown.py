@@ -71,13 +71,14 @@ def main() -> None:
     from oldphoto_bench.imageio import resize_max_side
     from oldphoto_bench.restore import Restorer
     from oldphoto_bench.seeding import derive_seed
+    from oldphoto_bench.segmentation_metrics import Confusion, confusion
 
     torch.set_num_threads(1)
     restorer = Restorer(args.checkpoints, with_scratch=True, faces=False, threshold=args.threshold)
     synth, src = Synthesizer(args.preset), open_source(args.data)
     by_op: dict[str, list[int]] = {}  # op type -> [found, damage pixels]
     by_vis = np.zeros((len(VISIBILITY_BINS) - 1, 2), np.int64)
-    tp = fp = fn = 0
+    total_mask = Confusion()
     t0 = time.perf_counter()
     for i in range(len(src)):
         clean = resize_max_side(src[i].image, args.max_side)
@@ -85,9 +86,7 @@ def main() -> None:
         record = aged.records[0]
         found = restorer.detect_mask(aged.image)[0, 0].numpy() > 0.5
         truth = aged.mask[0, 0].numpy() > 0.5
-        tp += int((found & truth).sum())
-        fp += int((found & ~truth).sum())
-        fn += int((~found & truth).sum())
+        total_mask = total_mask + confusion(found, truth)
         for kind, own in op_masks(clean, record).items():
             counts = by_op.setdefault(kind, [0, 0])
             counts[0] += int((own & found).sum())
@@ -99,7 +98,7 @@ def main() -> None:
     total = sum(c[1] for c in by_op.values())
     out = {"checkpoints": str(args.checkpoints), "data": args.data, "preset": args.preset, "seed": args.seed,
            "photos": len(src), "threshold": restorer.threshold,
-           "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1), "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+           "precision": total_mask.precision, "recall": total_mask.recall, "f1": total_mask.f1,
            "by_op": {k: {"share": c[1] / max(total, 1), "recall": c[0] / max(c[1], 1)} for k, c in by_op.items()},
            "by_visibility": [{"from": VISIBILITY_BINS[k], "to": VISIBILITY_BINS[k + 1],
                               "share": int(by_vis[k, 1]) / max(int(by_vis[:, 1].sum()), 1),

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STAGES = ("colour", "vae_b", "no_mapping", "global")
@@ -31,15 +29,13 @@ STAGES = ("colour", "vae_b", "no_mapping", "global")
 @torch.no_grad()
 def stage_outputs(restorer, image: torch.Tensor) -> dict[str, torch.Tensor]:
     """``image`` (1, 3, H, W) -> ``{stage: (1, 3, H, W)}`` for :data:`STAGES` (see the module docstring)."""
+    from oldphoto_bench.models import pad_to_multiple, unpad
+
     corrected = restorer.correct_colour(image)
-    h, w = corrected.shape[-2:]
-    m = restorer.vae_a.multiple
-    th, tw = math.ceil(h / m) * m, math.ceil(w / m) * m
-    x = F.pad(corrected, (0, tw - w, 0, th - h), mode="reflect" if th - h < h and tw - w < w else "replicate")
-    crop = (..., slice(0, h), slice(0, w))
+    x, pad = pad_to_multiple(corrected, restorer.vae_a.multiple)
     return {"colour": corrected,
-            "vae_b": restorer.vae_b.decode(restorer.vae_b.encode(x)[0])[crop],
-            "no_mapping": restorer.vae_b.decode(restorer.vae_a.encode(x)[0])[crop],
+            "vae_b": unpad(restorer.vae_b.decode(restorer.vae_b.encode(x)[0]), pad),
+            "no_mapping": unpad(restorer.vae_b.decode(restorer.vae_a.encode(x)[0]), pad),
             "global": restorer.restore_global(image)}
 
 

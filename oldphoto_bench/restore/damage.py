@@ -99,10 +99,11 @@ class DamageDetector:
             raise ValueError("no torn-piece detector: the runs folder has no torn/last.pt (or torn=False)")
         return torn_probability(self.torn, image, self.torn.thumbnail_size, self.device)
 
-    def mask_from_probability(self, prob: torch.Tensor) -> torch.Tensor:
-        """The scratch mask: ``prob >= threshold``, without components smaller than :attr:`min_component`
-        pixels, dilated by :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
-        mask = drop_small_components((prob >= self.threshold).float(), self.min_component)
+    def mask_from_probability(self, prob: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+        """The scratch mask: ``prob >= threshold`` (None: :attr:`threshold`), without components smaller than
+        :attr:`min_component` pixels, dilated by :attr:`dilation` pixels -> ``(1, 1, H, W)`` float in {0, 1}."""
+        t = self.threshold if threshold is None else float(threshold)
+        mask = drop_small_components((prob >= t).float(), self.min_component)
         return dilate_mask(mask, self.dilation)
 
     def torn_mask(self, prob: torch.Tensor) -> torch.Tensor:
