@@ -67,6 +67,9 @@ def main() -> None:
                     help="torn-piece detector threshold of the detect variants (default: each checkpoint's)")
     ap.add_argument("--torn-component-prob", type=float, default=None,
                     help="smallest mean probability of a kept torn-piece component (default: the pipeline's)")
+    ap.add_argument("--guide-radius", type=int, default=None,
+                    help="radius of the guided filter that ends the global stage, for every variant (0: off; "
+                         "default: the pipeline's)")
     ap.add_argument("--out", type=Path, required=True, help="folder for ablation.csv, ablation.json, data/")
     ap.add_argument("--clean-full", action="store_true",
                     help="also pass each clean photo through the whole restore pipeline (detection of the variant's "
@@ -89,6 +92,8 @@ def main() -> None:
             "ssim": [float(ssim(d, c)[0]) for _, d, c, _ in photos]}
     rows.append({"variant": "input", "runs": "", "mask": "", **{k: statistics.fmean(v) for k, v in base.items()}})
     extra = {} if args.torn_component_prob is None else {"torn_component_prob": args.torn_component_prob}
+    if args.guide_radius is not None:
+        extra["guide_radius"] = args.guide_radius
     for name, runs, mode in args.variant:
         mask, _, nofill = mode.partition("-")
         mask, _, at = mask.partition("@")
@@ -114,7 +119,8 @@ def main() -> None:
             per["flagged"].append(flagged)
             if full is not None:
                 per["clean_full_psnr"].append(float(psnr(full.restore(clean).image, clean)[0]))
-        row = {"variant": name, "runs": str(runs), "mask": mode, "torn_threshold": restorer.torn_threshold}
+        row = {"variant": name, "runs": str(runs), "mask": mode, "torn_threshold": restorer.torn_threshold,
+               "guide_radius": restorer.guide_radius}
         for k, v in per.items():
             a = aggregate(v)
             row[k], row[f"{k}_ci95"] = a.mean, a.ci95

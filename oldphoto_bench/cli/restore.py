@@ -65,6 +65,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --with-scratch: fill the detected scratches (grown by 1 px) before the translation: "
         "telea (OpenCV inpainting; default) or none (the mask only steers the nonlocal block, as released)",
     )
+    p.add_argument(
+        "--guide-radius",
+        type=int,
+        default=None,
+        metavar="R",
+        help="radius of the guided filter that ends the global stage: the decoded image re-fitted, in (2R+1)^2 "
+        "windows, onto the colour-corrected input's edges; 0: off (the decoder's output, as released); "
+        "default: the pipeline's (oldphoto_bench.restore.guided.GUIDE_RADIUS)",
+    )
+    p.add_argument(
+        "--guide-eps",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="variance below which a window counts as flat for the guided filter (default: the pipeline's)",
+    )
     p.add_argument("--no-faces", action="store_true", help="skip stage 3 (face detection and enhancement)")
     add_device_argument(p)
     p.add_argument(
@@ -184,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         tile=args.tile,
         face_backend=args.face_backend,
         mask_fill=args.mask_fill,
+        **{k: v for k, v in (("guide_radius", args.guide_radius), ("guide_eps", args.guide_eps)) if v is not None},
     )
     for note in restorer.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -202,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
             "dilation": restorer.dilation,
             "mask_fill": restorer.mask_fill,
             "fill_dilation": restorer.fill_dilation,
+            "guide_radius": restorer.guide_radius,
+            "guide_eps": restorer.guide_eps,
             "min_component": restorer.min_component,
             "torn_threshold": restorer.torn_threshold,
             "torn_component_prob": restorer.damage.torn_component_prob if restorer.torn is not None else None,

@@ -26,6 +26,9 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    back. The VAEs and the mapping use InstanceNorm (statistics over the whole image) and a global nonlocal
    block, so they are never cut into tiles: large images run layer by layer over the whole image with
    banded convolutions (:mod:`.layerwise`), which gives the untiled result in memory linear in the pixels.
+   Last, ``y`` is re-fitted onto the colour-corrected input by a guided filter (``guide_radius``,
+   ``guide_eps``; :mod:`.guided`, not in the released code): the input's sharp edges at ``y``'s local tone,
+   without the grain, dust and checkerboard that ``y`` left out.
 3. **faces** (``faces=True``): :func:`oldphoto_bench.faces.refine_faces` on the stage-2 output with the face
    enhancer of ``RUNS/face/last.pt``; without that checkpoint faces are only detected and listed, the image
    is unchanged; without the faces package the stage is skipped with a note.
@@ -49,6 +52,7 @@ from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
 from .damage import MASK_DILATION, TORN_COMPONENT_PROB, DamageDetector
+from .guided import GUIDE_EPS, GUIDE_RADIUS, guided_filter
 from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, fill_mask
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 
@@ -148,6 +152,9 @@ class Restorer:
         torn_threshold: torn-piece probability at or above which a pixel is masked (None: the checkpoint's).
         torn_component_prob: torn-piece components whose mean probability is below this are dropped.
         attention: ``"linear"`` or ``"dense"`` (the released N x N attention; for the scaling benchmark).
+        guide_radius, guide_eps: the guided filter that ends stage 2 (:mod:`.guided`): the decoded image
+            re-fitted, window by window, onto the colour-corrected input's structure; ``guide_radius`` 0
+            leaves the decoder's output as it is (the released pipeline has no such step).
         band_elements: override the floats per band of the layer-by-layer mode.
 
     Raises :class:`MissingCheckpointsError` (a ``FileNotFoundError``) naming what is missing and the commands
@@ -172,6 +179,8 @@ class Restorer:
         torn: bool = True,
         torn_threshold: float | None = None,
         torn_component_prob: float = TORN_COMPONENT_PROB,
+        guide_radius: int = GUIDE_RADIUS,
+        guide_eps: float = GUIDE_EPS,
     ):
         from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_vae
 
@@ -184,7 +193,10 @@ class Restorer:
                              f"{fill_dilation} and {min_component}")
         if mask_fill not in MASK_FILLS:
             raise KeyError(f"unknown mask_fill {mask_fill!r}; valid names: {', '.join(MASK_FILLS)}")
+        if int(guide_radius) < 0 or not float(guide_eps) > 0:
+            raise ValueError(f"guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} and {guide_eps}")
         self.mask_fill, self.fill_dilation = mask_fill, int(fill_dilation)
+        self.guide_radius, self.guide_eps = int(guide_radius), float(guide_eps)
         self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
         self.device = str(device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -355,12 +367,13 @@ class Restorer:
 
     @torch.no_grad()
     def restore_global(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Stage 2: ``G_B(T(mu_A(C(x)), valid(mask)))`` with ``C`` the global colour correction when the runs
-        folder has one: ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU).
+        """Stage 2: ``GF(G_B(T(mu_A(C(x)), valid(mask))), C(x))`` with ``C`` the global colour correction when
+        the runs folder has one and ``GF`` the guided filter (:mod:`.guided`; off with ``guide_radius`` 0):
+        ``image`` ``(1, 3, H, W)`` -> ``(1, 3, H, W)`` (CPU).
 
         With a ``mask`` and :attr:`mask_fill` ``telea`` the mask is first grown by :attr:`fill_dilation` pixels
         and its pixels inpainted (:func:`~oldphoto_bench.restore.inpaint.fill_mask`), so the encoder never
-        sees the crack; the grown mask steers the nonlocal block."""
+        sees the crack (nor does the guided filter); the grown mask steers the nonlocal block."""
         if mask is not None:
             image, mask = fill_mask(image.float().cpu(), mask.float().cpu(), self.mask_fill, self.fill_dilation)
         image = self.correct_colour(image)
@@ -381,7 +394,7 @@ class Restorer:
             y = runner.run(self.vae_b.decoder, z, owned=True)
         else:
             y = self.vae_b.decode(self.mapping(self.vae_a.encode(x)[0], valid))
-        return y[..., :h, :w].float().cpu()
+        return guided_filter(y[..., :h, :w].float().cpu(), image.float(), self.guide_radius, self.guide_eps)
 
     def refine_faces(self, image: torch.Tensor, fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
         """Stage 3 -> (image, one report dict per face); the image unchanged when the stage is off.

@@ -2,7 +2,8 @@
 
     ours         VAE_A -> mapping with the partial nonlocal block -> VAE_B; with scratch detection when
                  ``RUNS/scratch/last.pt`` exists (its mask steers the nonlocal block), and face refinement
-                 when ``RUNS/face/last.pt`` exists (options ``with_scratch``/``faces`` force either way)
+                 when ``RUNS/face/last.pt`` exists (options ``with_scratch``/``faces`` force either way;
+                 ``guide_radius`` 0 turns off the guided filter that ends the global stage)
     ours-no-pn   the same pipeline with the mapping of ``RUNS/mapping-no-pn/last.pt``, trained exactly like
                  stage ``mapping`` but without the partial nonlocal block (paper's ablation "w/o PN"):
                      oldphoto-bench train mapping-no-pn --config CONFIG --data DIR --out RUNS
@@ -46,19 +47,22 @@ class Ours(Method):
     description: ClassVar[str] = "latent translation with the partial nonlocal block (our restore pipeline)"
 
     def __init__(self, ctx: MethodContext, with_scratch: bool | None = None, faces: bool | None = None,
-                 tile: int | None = None):
+                 tile: int | None = None, guide_radius: int | None = None):
         super().__init__(ctx)
         from ...restore import MissingCheckpointsError, Restorer
 
         scratch, use_faces = _auto(with_scratch, "scratch", ctx), _auto(faces, "face", ctx)
         try:
-            self.restorer = Restorer(ctx.checkpoints, ctx.device, with_scratch=scratch, faces=use_faces, tile=tile)
+            guide = {} if guide_radius is None else {"guide_radius": guide_radius}
+            self.restorer = Restorer(ctx.checkpoints, ctx.device, with_scratch=scratch, faces=use_faces, tile=tile,
+                                     **guide)
         except MissingCheckpointsError as e:
             raise MethodUnavailable(self.name, _missing_reason(e)) from None
         self.settings = {"checkpoints": str(ctx.checkpoints), "device": ctx.device, "with_scratch": scratch,
                          "faces": use_faces, "tile": tile, "nonlocal_block": bool(self.restorer.mapping.has_nonlocal),
                          "mask_fill": self.restorer.mask_fill if scratch else None,
                          "min_component": self.restorer.min_component if scratch else None,
+                         "guide_radius": self.restorer.guide_radius, "guide_eps": self.restorer.guide_eps,
                          "torn_threshold": self.restorer.torn_threshold,
                          "torn_component_prob": (self.restorer.damage.torn_component_prob
                                                  if self.restorer.torn is not None else None),
@@ -107,9 +111,9 @@ class OursNoPN(Ours):
     description: ClassVar[str] = "our pipeline with a mapping trained without the partial nonlocal block (ablation)"
 
     def __init__(self, ctx: MethodContext, with_scratch: bool | None = None, faces: bool | None = None,
-                 tile: int | None = None):
+                 tile: int | None = None, guide_radius: int | None = None):
         mapping = load_no_pn_mapping(ctx)
-        super().__init__(ctx, with_scratch=with_scratch, faces=faces, tile=tile)
+        super().__init__(ctx, with_scratch=with_scratch, faces=faces, tile=tile, guide_radius=guide_radius)
         if mapping.has_nonlocal:
             raise ValueError(f"{NO_PN_STAGE} checkpoint has a nonlocal block; retrain it with "
                              "model.mapping.nonlocal_block=false")
