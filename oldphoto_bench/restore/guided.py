@@ -38,7 +38,8 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     if r == 0:
         return x
     mode = "reflect" if r < min(x.shape[-2:]) else "replicate"
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode=mode), 2 * r + 1, stride=1)
+    k = 2 * r + 1  # separable: a column mean, then a row mean (2k instead of k^2 reads per pixel)
+    return F.avg_pool2d(F.avg_pool2d(F.pad(x, (r, r, r, r), mode=mode), (k, 1), stride=1), (1, k), stride=1)
 
 
 def guided_filter(image: torch.Tensor, guide: torch.Tensor, radius: int = GUIDE_RADIUS,
