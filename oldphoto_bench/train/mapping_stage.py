@@ -21,6 +21,9 @@ see from a crop.
 ``w_lat`` is the paper's lambda_1 = 60 (``loss.mapping_latent_l1``). The paper's loss has no image L1
 (``loss.mapping_image_l1: 0`` in the paper config) and no SSIM term (``loss.mapping_image_ssim``, the
 benchmark's SSIM); the small recipes add them to converge in minutes and measured better with them.
+``loss.mapping_image_guide_radius`` R > 0 computes those image terms on the guided filter of the decoded crop
+by the (colour-corrected) input crop, radius R (:mod:`oldphoto_bench.restore.guided`), which is what
+``restore`` outputs; the latent term is unchanged.
 
 ``model.mapping_decoder: finetune`` (not in the paper, where both VAEs stay fixed) trains a copy of G_B with
 T, at ``optim.lr * optim.decoder_lr_scale``; it is saved as this stage's network ``decoder`` and restore
@@ -34,6 +37,7 @@ import torch
 from ..losses import l1_reconstruction, latent_l1, ssim_loss
 from ..models import latent_valid_from_mask
 from ..models.colour import apply_colour, fit_colour
+from ..restore.guided import guided_filter
 from .adversarial import discriminator_term, generator_terms
 from .artifacts import load_vae
 from .stages import STAGES, Stage
@@ -130,6 +134,9 @@ class MappingStage(Stage):
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)
             decoded = self.decoder(mapped) if self.decoder is not None else self.vae_b.decode(mapped)
+            if int(w.get("mapping_image_guide_radius", 0)):
+                # the image terms see what restore outputs: the decoded crop re-fitted onto the input crop
+                decoded = guided_filter(decoded.float(), x.float(), int(w["mapping_image_guide_radius"]))
             losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
             if float(w["mapping_image_l1"]):
                 losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
