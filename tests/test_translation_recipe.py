@@ -167,3 +167,25 @@ def test_stage_lr_scales_multiply_the_scheduled_lr():
     stage.set_lr(2e-3)
     assert stage.optimizers["a"].param_groups[0]["lr"] == 2e-3
     assert stage.optimizers["b"].param_groups[0]["lr"] == pytest.approx(2e-4)
+
+
+def test_mapping_image_terms_on_the_guided_filter(tmp_path):
+    """``loss.mapping_image_guide_radius``: the image terms score the guided filter of the decoded crop (what
+    restore outputs), the latent term is untouched; same seed, same batch, same initial mapping."""
+    from oldphoto_bench.train import Trainer, resolve_config, train_stage
+
+    for stage in ("vae-b", "vae-a"):
+        train_stage(stage, "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    first = {}
+    for radius in (0, 2):
+        cfg = resolve_config("smoke", "mapping", ["schedule.steps=1", "loss.mapping_image_l1=1.0",
+                                                  f"loss.mapping_image_guide_radius={radius}"])
+        runs = tmp_path / f"r{radius}"
+        runs.mkdir()
+        for stage in ("vae-b", "vae-a"):
+            (runs / stage).symlink_to(tmp_path / stage)
+        trainer = Trainer("mapping", cfg, runs, data="embedded", progress=False, tensorboard=False)
+        first[radius] = trainer.stage.train_step(0)
+        trainer.close()
+    assert first[0]["latent_l1"] == first[2]["latent_l1"]
+    assert first[0]["image_l1"] != first[2]["image_l1"]
