@@ -8,7 +8,9 @@ the mean Sobel gradient magnitude of the luma (``oldphoto_bench.metrics.gradient
 * ``vae_b``: VAE_B's own reconstruction of the colour-corrected print, ``G_B(mu_B(C(x)))``: the most
   detail the clean decoder keeps, whatever the mapping does;
 * ``no_mapping``: ``G_B(mu_A(C(x)))``, the old-photo encoder straight into the clean decoder;
-* ``global``: the whole global stage, ``G_B(T(mu_A(C(x))))`` (no mask, no fill, no faces).
+* ``decoded``: ``G_B(T(mu_A(C(x))))``, the translation's decoded output (no mask, no fill, no faces);
+* ``global``: the whole global stage, that output re-fitted onto ``C(x)`` by the guided filter
+  (:mod:`oldphoto_bench.restore.guided`).
 
     python benchmarks/sharpness_by_stage.py --checkpoints oldphoto_bench/pretrained/tiny --json out.json
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-STAGES = ("colour", "vae_b", "no_mapping", "global")
+STAGES = ("colour", "vae_b", "no_mapping", "decoded", "global")
 
 
 @torch.no_grad()
@@ -36,6 +38,7 @@ def stage_outputs(restorer, image: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"colour": corrected,
             "vae_b": unpad(restorer.vae_b.decode(restorer.vae_b.encode(x)[0]), pad),
             "no_mapping": unpad(restorer.vae_b.decode(restorer.vae_a.encode(x)[0]), pad),
+            "decoded": unpad(restorer.vae_b.decode(restorer.mapping(restorer.vae_a.encode(x)[0])), pad),
             "global": restorer.restore_global(image)}
 
 

@@ -25,6 +25,8 @@ def test_stage_outputs_match_the_pipeline(smoke_runs):
     for out in outs.values():
         assert out.shape == image.shape and out.dtype == torch.float32
     assert torch.equal(outs["global"], restorer.restore_global(image))
+    raw = Restorer(smoke_runs, with_scratch=False, faces=False, guide_radius=0)
+    assert torch.equal(outs["decoded"], raw.restore_global(image))  # the translation before the guided filter
     assert torch.equal(outs["colour"], restorer.correct_colour(image))
     # the old-photo encoder differs from the clean one, so skipping the mapping is not VAE_B's reconstruction
     assert not torch.equal(outs["vae_b"], outs["no_mapping"])
