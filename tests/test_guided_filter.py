@@ -71,6 +71,15 @@ def test_closed_form_limits():
                                rtol=0)
 
 
+@pytest.mark.parametrize("height,band", [(70, 16), (37, 8), (41, 30)])
+def test_bands_give_the_whole_image_result(height, band):
+    gen = torch_generator(9)
+    guide = torch.rand(1, 3, height, 23, generator=gen)
+    image = (0.5 * guide + 0.5 * torch.rand(1, 3, height, 23, generator=gen)).clamp(0, 1)
+    whole = guided_filter(image, guide, 3, 1e-3, band_rows=None)
+    torch.testing.assert_close(guided_filter(image, guide, 3, 1e-3, band_rows=band), whole, atol=1e-6, rtol=0)
+
+
 def test_small_images_and_bad_arguments():
     image = torch.rand(1, 3, 2, 3, generator=torch_generator(1))
     out = guided_filter(image, image, 4, 1e-4)  # radius above the side: edges repeated instead of reflected

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 GUIDE_RADIUS = 4  # window (2r + 1)^2 = 9 x 9 pixels; chosen on McMaster (module docstring)
 GUIDE_EPS = 1e-4  # a window with luma std below ~0.01 counts as flat
+BAND_ROWS = 512  # rows filtered at once: ~10 temporaries of the band, not of the image
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -43,10 +44,11 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def guided_filter(image: torch.Tensor, guide: torch.Tensor, radius: int = GUIDE_RADIUS,
-                  eps: float = GUIDE_EPS) -> torch.Tensor:
+                  eps: float = GUIDE_EPS, band_rows: int | None = BAND_ROWS) -> torch.Tensor:
     """``image`` ``p`` and ``guide`` ``I`` ``(N, C, H, W)`` in [0, 1] -> ``q`` ``(N, C, H, W)`` clipped to
     [0, 1], channel ``c`` of ``p`` guided by channel ``c`` of ``I`` (the module docstring's equations).
 
+    Taller images are filtered in bands of ``band_rows`` rows (``None``: whole), with the same result.
     ``radius`` 0 returns ``image`` unchanged. ``eps -> inf`` gives a double box blur of ``p``; ``eps -> 0``
     fits ``p`` exactly as a local affine function of ``I``."""
     if image.shape != guide.shape:
@@ -57,6 +59,20 @@ def guided_filter(image: torch.Tensor, guide: torch.Tensor, radius: int = GUIDE_
     if int(radius) == 0:
         return image
     p, g = image.float(), guide.float().to(image.device)
+    r, h = int(radius), p.shape[-2]
+    if band_rows is None or h <= band_rows + 4 * r:
+        return _guided(p, g, r, eps)
+    # Row bands with a halo of 2r rows: q at a row depends on a, b within r rows, which depend on the input
+    # within 2r rows, so every kept row is computed exactly as on the whole image (memory: one band).
+    out = torch.empty_like(p)
+    for start in range(0, h, band_rows):
+        stop = min(start + band_rows, h)
+        lo, hi = max(start - 2 * r, 0), min(stop + 2 * r, h)
+        out[..., start:stop, :] = _guided(p[..., lo:hi, :], g[..., lo:hi, :], r, eps)[..., start - lo:stop - lo, :]
+    return out
+
+
+def _guided(p: torch.Tensor, g: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     mean_g, mean_p = box_mean(g, radius), box_mean(p, radius)
     cov = box_mean(g * p, radius) - mean_g * mean_p
     var = box_mean(g * g, radius) - mean_g * mean_g

@@ -27,8 +27,8 @@ Stages (paper Sec. 3; the released ``run.py`` chains them as separate scripts):
    block, so they are never cut into tiles: large images run layer by layer over the whole image with
    banded convolutions (:mod:`.layerwise`), which gives the untiled result in memory linear in the pixels.
    Last, ``y`` is re-fitted onto the colour-corrected input by a guided filter (``guide_radius``,
-   ``guide_eps``; :mod:`.guided`, not in the released code): the input's sharp edges at ``y``'s local tone,
-   without the grain, dust and checkerboard that ``y`` left out.
+   ``guide_eps``; :mod:`.guided`, not in the released code): the input's edges at ``y``'s local tone, while
+   the grain and dust that ``y`` removed stay removed and ``y``'s own checkerboard is dropped.
 3. **faces** (``faces=True``): :func:`oldphoto_bench.faces.refine_faces` on the stage-2 output with the face
    enhancer of ``RUNS/face/last.pt``; without that checkpoint faces are only detected and listed, the image
    is unchanged; without the faces package the stage is skipped with a note.
