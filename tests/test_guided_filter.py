@@ -119,3 +119,20 @@ def test_restore_command_takes_and_records_the_filter(smoke_runs, tmp_path):
                  "--no-faces", "--no-progress", "--guide-radius", "0", "--guide-eps", "0.01"]) == 0
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["guide_radius"] == 0 and config["guide_eps"] == 0.01
+
+
+def test_detail_layer_and_the_detail_option(smoke_runs):
+    from oldphoto_bench.restore import Restorer
+    from oldphoto_bench.restore.guided import detail_layer
+
+    flat = torch.full((1, 3, 20, 24), 0.4)
+    assert detail_layer(flat).abs().max() < 1e-6                      # nothing to keep on a flat image
+    image = torch.rand(1, 3, 37, 50, generator=torch_generator(8))
+    torch.testing.assert_close(detail_layer(image), image - guided_filter(image, image, 2, 4e-3))
+    plain = Restorer(smoke_runs, faces=False)
+    half = Restorer(smoke_runs, faces=False, detail=0.5)
+    want = (plain.restore_global(image) + 0.5 * detail_layer(plain.correct_colour(image))).clamp(0, 1)
+    torch.testing.assert_close(half.restore_global(image), want)
+    assert not torch.equal(want, plain.restore_global(image))
+    with pytest.raises(ValueError, match="detail"):
+        Restorer(smoke_runs, faces=False, detail=1.5)

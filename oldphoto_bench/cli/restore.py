@@ -81,6 +81,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="EPS",
         help="variance below which a window counts as flat for the guided filter (default: the pipeline's)",
     )
+    p.add_argument(
+        "--detail",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="add back B (0-1) of the input's fine detail (texture, fine edges, grain) after the global stage; "
+        "0.5 keeps real prints about as sharp as their input but brings back half their grain (default: 0)",
+    )
     p.add_argument("--no-faces", action="store_true", help="skip stage 3 (face detection and enhancement)")
     add_device_argument(p)
     p.add_argument(
@@ -200,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         tile=args.tile,
         face_backend=args.face_backend,
         mask_fill=args.mask_fill,
+        detail=args.detail,
         **{k: v for k, v in (("guide_radius", args.guide_radius), ("guide_eps", args.guide_eps)) if v is not None},
     )
     for note in restorer.notes:
@@ -221,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
             "fill_dilation": restorer.fill_dilation,
             "guide_radius": restorer.guide_radius,
             "guide_eps": restorer.guide_eps,
+            "detail": restorer.detail,
             "min_component": restorer.min_component,
             "torn_threshold": restorer.torn_threshold,
             "torn_component_prob": restorer.damage.torn_component_prob if restorer.torn is not None else None,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 GUIDE_RADIUS = 4  # window (2r + 1)^2 = 9 x 9 pixels; chosen on McMaster (module docstring)
 GUIDE_EPS = 1e-4  # a window with luma std below ~0.01 counts as flat
 BAND_ROWS = 512  # rows filtered at once: ~10 temporaries of the band, not of the image
+DETAIL_RADIUS, DETAIL_EPS = 2, 4e-3  # detail layer: what an edge-preserving smoothing of the input takes away
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -79,3 +80,16 @@ def _guided(p: torch.Tensor, g: torch.Tensor, radius: int, eps: float) -> torch.
     a = cov / (var + eps)
     b = mean_p - a * mean_g
     return (box_mean(a, radius) * g + box_mean(b, radius)).clamp(0.0, 1.0)
+
+
+def detail_layer(image: torch.Tensor, radius: int = DETAIL_RADIUS, eps: float = DETAIL_EPS) -> torch.Tensor:
+    """``image`` ``(N, C, H, W)`` -> its fine detail ``image - GF(image, image, radius, eps)`` (same shape, signed):
+    the texture, fine edges and grain that the self-guided filter (edge-preserving smoothing) removes.
+
+    ``restore --detail b`` adds ``b`` times the colour-corrected input's detail layer to the global stage's
+    output. Measured with ``b`` 0.5 (global stage with the detected mask, no faces): on the 12 real prints the
+    median all-pixel sharpness ratio rises from 0.72 to 0.95 of the input's (grass, skin texture and umbrella
+    ribs come back), on held-out McMaster PSNR stays (19.92 -> 19.93 dB) but SSIM falls 0.625 -> 0.605: half
+    the grain and noise come back with the detail. Off by default."""
+    return image - guided_filter(image, image, radius, eps)
+

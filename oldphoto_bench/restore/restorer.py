@@ -52,7 +52,7 @@ from ..imageio import gray_to_rgb, rgb_to_luma
 from ..models import DETECTION_THRESHOLD, latent_valid_from_mask
 from ..pretrained import PRETRAINED_DIR, RETRAIN_COMMAND, is_shipped, missing_shipped_message
 from .damage import MASK_DILATION, TORN_COMPONENT_PROB, DamageDetector
-from .guided import GUIDE_EPS, GUIDE_RADIUS, guided_filter
+from .guided import GUIDE_EPS, GUIDE_RADIUS, detail_layer, guided_filter
 from .inpaint import FILL_DILATION, MASK_FILLS, MIN_COMPONENT, fill_mask
 from .layerwise import ATTENTION_MODES, DEFAULT_BAND_ELEMENTS, LayerwiseRunner
 
@@ -155,6 +155,8 @@ class Restorer:
         guide_radius, guide_eps: the guided filter that ends stage 2 (:mod:`.guided`): the decoded image
             re-fitted, window by window, onto the colour-corrected input's structure; ``guide_radius`` 0
             leaves the decoder's output as it is (the released pipeline has no such step).
+        detail: in [0, 1], the share of the colour-corrected input's fine detail (:func:`.guided.detail_layer`:
+            texture, fine edges and grain) added back after the guided filter; 0 (default): none.
         band_elements: override the floats per band of the layer-by-layer mode.
 
     Raises :class:`MissingCheckpointsError` (a ``FileNotFoundError``) naming what is missing and the commands
@@ -181,6 +183,7 @@ class Restorer:
         torn_component_prob: float = TORN_COMPONENT_PROB,
         guide_radius: int = GUIDE_RADIUS,
         guide_eps: float = GUIDE_EPS,
+        detail: float = 0.0,
     ):
         from ..train.artifacts import checkpoint_path, load_mapping, load_output_vae, load_vae
 
@@ -196,7 +199,9 @@ class Restorer:
         if int(guide_radius) < 0 or not float(guide_eps) > 0:
             raise ValueError(f"guide_radius must be >= 0 and guide_eps > 0, got {guide_radius} and {guide_eps}")
         self.mask_fill, self.fill_dilation = mask_fill, int(fill_dilation)
-        self.guide_radius, self.guide_eps = int(guide_radius), float(guide_eps)
+        if not 0.0 <= float(detail) <= 1.0:
+            raise ValueError(f"detail must be in [0, 1], got {detail}")
+        self.guide_radius, self.guide_eps, self.detail = int(guide_radius), float(guide_eps), float(detail)
         self.runs = Path(checkpoints) if checkpoints is not None else default_checkpoints()
         self.device = str(device)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -373,7 +378,8 @@ class Restorer:
 
         With a ``mask`` and :attr:`mask_fill` ``telea`` the mask is first grown by :attr:`fill_dilation` pixels
         and its pixels inpainted (:func:`~oldphoto_bench.restore.inpaint.fill_mask`), so the encoder never
-        sees the crack (nor does the guided filter); the grown mask steers the nonlocal block."""
+        sees the crack (nor does the guided filter); the grown mask steers the nonlocal block. With
+        :attr:`detail` ``b > 0``, ``b`` times the corrected input's detail layer is added last."""
         if mask is not None:
             image, mask = fill_mask(image.float().cpu(), mask.float().cpu(), self.mask_fill, self.fill_dilation)
         image = self.correct_colour(image)
@@ -394,7 +400,10 @@ class Restorer:
             y = runner.run(self.vae_b.decoder, z, owned=True)
         else:
             y = self.vae_b.decode(self.mapping(self.vae_a.encode(x)[0], valid))
-        return guided_filter(y[..., :h, :w].float().cpu(), image.float(), self.guide_radius, self.guide_eps)
+        y = guided_filter(y[..., :h, :w].float().cpu(), image.float(), self.guide_radius, self.guide_eps)
+        if self.detail > 0:
+            y = (y + self.detail * detail_layer(image.float())).clamp(0.0, 1.0)
+        return y
 
     def refine_faces(self, image: torch.Tensor, fallback: torch.Tensor | None = None) -> tuple[torch.Tensor, list[dict]]:
         """Stage 3 -> (image, one report dict per face); the image unchanged when the stage is off.
