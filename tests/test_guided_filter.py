@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from oldphoto_bench.restore.guided import box_mean, guided_filter
+from oldphoto_bench.restore.guided import GUIDE_RADIUS, box_mean, guided_filter
 from oldphoto_bench.seeding import torch_generator
 
 
@@ -136,3 +136,15 @@ def test_detail_layer_and_the_detail_option(smoke_runs):
     assert not torch.equal(want, plain.restore_global(image))
     with pytest.raises(ValueError, match="detail"):
         Restorer(smoke_runs, faces=False, detail=1.5)
+
+
+def test_bench_method_options_reach_the_pipeline(smoke_runs):
+    """``bench --set ours.guide_radius=0 --set ours.detail=0.5``: the options reach the Restorer and are
+    recorded in the method's settings."""
+    from oldphoto_bench.bench import MethodContext, build_method
+
+    ours = build_method("ours", MethodContext(checkpoints=smoke_runs), faces=False, guide_radius=0, detail=0.5)
+    assert ours.restorer.guide_radius == 0 and ours.restorer.detail == 0.5
+    assert ours.settings["guide_radius"] == 0 and ours.settings["detail"] == 0.5
+    default = build_method("ours", MethodContext(checkpoints=smoke_runs), faces=False)
+    assert default.settings["guide_radius"] == GUIDE_RADIUS and default.settings["detail"] == 0.0

@@ -3,7 +3,8 @@
     ours         VAE_A -> mapping with the partial nonlocal block -> VAE_B; with scratch detection when
                  ``RUNS/scratch/last.pt`` exists (its mask steers the nonlocal block), and face refinement
                  when ``RUNS/face/last.pt`` exists (options ``with_scratch``/``faces`` force either way;
-                 ``guide_radius`` 0 turns off the guided filter that ends the global stage)
+                 ``guide_radius`` 0 turns off the guided filter that ends the global stage, ``detail`` b adds
+                 back b of the input's detail layer)
     ours-no-pn   the same pipeline with the mapping of ``RUNS/mapping-no-pn/last.pt``, trained exactly like
                  stage ``mapping`` but without the partial nonlocal block (paper's ablation "w/o PN"):
                      oldphoto-bench train mapping-no-pn --config CONFIG --data DIR --out RUNS
@@ -47,7 +48,7 @@ class Ours(Method):
     description: ClassVar[str] = "latent translation with the partial nonlocal block (our restore pipeline)"
 
     def __init__(self, ctx: MethodContext, with_scratch: bool | None = None, faces: bool | None = None,
-                 tile: int | None = None, guide_radius: int | None = None):
+                 tile: int | None = None, guide_radius: int | None = None, detail: float = 0.0):
         super().__init__(ctx)
         from ...restore import MissingCheckpointsError, Restorer
 
@@ -55,7 +56,7 @@ class Ours(Method):
         try:
             guide = {} if guide_radius is None else {"guide_radius": guide_radius}
             self.restorer = Restorer(ctx.checkpoints, ctx.device, with_scratch=scratch, faces=use_faces, tile=tile,
-                                     **guide)
+                                     detail=detail, **guide)
         except MissingCheckpointsError as e:
             raise MethodUnavailable(self.name, _missing_reason(e)) from None
         self.settings = {"checkpoints": str(ctx.checkpoints), "device": ctx.device, "with_scratch": scratch,
@@ -63,6 +64,7 @@ class Ours(Method):
                          "mask_fill": self.restorer.mask_fill if scratch else None,
                          "min_component": self.restorer.min_component if scratch else None,
                          "guide_radius": self.restorer.guide_radius, "guide_eps": self.restorer.guide_eps,
+                         "detail": self.restorer.detail,
                          "torn_threshold": self.restorer.torn_threshold,
                          "torn_component_prob": (self.restorer.damage.torn_component_prob
                                                  if self.restorer.torn is not None else None),
@@ -111,9 +113,10 @@ class OursNoPN(Ours):
     description: ClassVar[str] = "our pipeline with a mapping trained without the partial nonlocal block (ablation)"
 
     def __init__(self, ctx: MethodContext, with_scratch: bool | None = None, faces: bool | None = None,
-                 tile: int | None = None, guide_radius: int | None = None):
+                 tile: int | None = None, guide_radius: int | None = None, detail: float = 0.0):
         mapping = load_no_pn_mapping(ctx)
-        super().__init__(ctx, with_scratch=with_scratch, faces=faces, tile=tile, guide_radius=guide_radius)
+        super().__init__(ctx, with_scratch=with_scratch, faces=faces, tile=tile, guide_radius=guide_radius,
+                         detail=detail)
         if mapping.has_nonlocal:
             raise ValueError(f"{NO_PN_STAGE} checkpoint has a nonlocal block; retrain it with "
                              "model.mapping.nonlocal_block=false")
