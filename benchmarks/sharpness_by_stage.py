@@ -35,10 +35,11 @@ def stage_outputs(restorer, image: torch.Tensor) -> dict[str, torch.Tensor]:
 
     corrected = restorer.correct_colour(image)
     x, pad = pad_to_multiple(corrected, restorer.vae_a.multiple)
+    z_a = restorer.vae_a.encode(x)[0]
     return {"colour": corrected,
             "vae_b": unpad(restorer.vae_b.decode(restorer.vae_b.encode(x)[0]), pad),
-            "no_mapping": unpad(restorer.vae_b.decode(restorer.vae_a.encode(x)[0]), pad),
-            "decoded": unpad(restorer.vae_b.decode(restorer.mapping(restorer.vae_a.encode(x)[0])), pad),
+            "no_mapping": unpad(restorer.vae_b.decode(z_a), pad),
+            "decoded": unpad(restorer.vae_b.decode(restorer.mapping(z_a)), pad),
             "global": restorer.restore_global(image)}
 
 

@@ -37,7 +37,6 @@ import torch
 from ..losses import l1_reconstruction, latent_l1, ssim_loss
 from ..models import latent_valid_from_mask
 from ..models.colour import apply_colour, fit_colour
-from ..restore.guided import guided_filter
 from .adversarial import discriminator_term, generator_terms
 from .artifacts import load_vae
 from .stages import STAGES, Stage
@@ -67,6 +66,14 @@ class MappingStage(Stage):
         self.decoder = self.build_decoder()
         self.stepped = [self.optimizers[k] for k in ("mapping", "decoder") if k in self.optimizers]  # what L_T trains
         self.uses_mask = bool(self.models["mapping"].has_nonlocal)
+        self.image_guide = None
+        if int(cfg["loss"].get("mapping_image_guide_radius", 0)):
+            # imported only when used: the restore package is not part of training's start-up otherwise
+            from functools import partial
+
+            from ..restore.guided import guided_filter
+
+            self.image_guide = partial(guided_filter, radius=int(cfg["loss"]["mapping_image_guide_radius"]))
         self.colour = None
         if cfg["data"].get("colour_correct", False):
             # the restore pipeline corrects the photo's global colour before encoding: train on what it sees
@@ -134,9 +141,9 @@ class MappingStage(Stage):
                 z_y = self.vae_b.encode(y)[0]
             mapped = self.mapping(z_x, valid)
             decoded = self.decoder(mapped) if self.decoder is not None else self.vae_b.decode(mapped)
-            if int(w.get("mapping_image_guide_radius", 0)):
+            if self.image_guide is not None:
                 # the image terms see what restore outputs: the decoded crop re-fitted onto the input crop
-                decoded = guided_filter(decoded.float(), x.float(), int(w["mapping_image_guide_radius"]))
+                decoded = self.image_guide(decoded.float(), x.float())
             losses = {"latent_l1": latent_l1(mapped.float(), z_y.float(), float(w["mapping_latent_l1"]))}
             if float(w["mapping_image_l1"]):
                 losses["image_l1"] = float(w["mapping_image_l1"]) * l1_reconstruction(decoded.float(), y.float())
