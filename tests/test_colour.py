@@ -155,3 +155,28 @@ def test_mapping_target_input_colour_trains_and_unknown_target_fails(tmp_path):
     with pytest.raises(KeyError, match="valid names: clean, input-colour"):
         train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False, overwrite=True,
                     overrides=["schedule.steps=1", "data.mapping_target=grey"])
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_and_the_stage_trains_with_it(tmp_path):
+    from oldphoto_bench.metrics.fidelity import psnr
+    from oldphoto_bench.train import train_stage
+    from oldphoto_bench.train.colour_stage import psnr_loss
+
+    gen = torch_generator(7)
+    out, target = torch.rand(4, 3, 8, 8, generator=gen), torch.rand(4, 3, 8, 8, generator=gen)
+    # floor 0: the benchmark's own mean PSNR (data range 1), negated
+    torch.testing.assert_close(psnr_loss(out, target, floor=0.0), -psnr(out, target).mean().float())
+    # the floor adds to each photo's MSE before the log (closed form)
+    mse = (out - target).pow(2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(psnr_loss(out, target, floor=0.01), (10 * torch.log10(mse + 0.01)).mean())
+    # per photo, not pooled: errors 0.01 and 0.1 on every pixel -> (-40 dB + -20 dB) / 2 = -30 dB, where the
+    # pooled MSE (5.05e-3) would give -22.97 dB
+    flat = torch.full((2, 3, 4, 4), 0.5)
+    shifted = flat + torch.tensor([0.01, 0.1])[:, None, None, None]
+    assert float(psnr_loss(shifted, flat, floor=0.0)) == pytest.approx(-30.0, abs=1e-3)
+    train_stage("colour", "smoke", runs=tmp_path, data="embedded", progress=False,
+                overrides=["schedule.steps=2", "loss.colour=psnr", "loss.colour_floor=0.01"])
+    assert (tmp_path / "colour" / "last.pt").is_file()
+    with pytest.raises(KeyError, match="psnr"):
+        train_stage("colour", "smoke", runs=tmp_path / "bad", data="embedded", progress=False,
+                    overrides=["schedule.steps=1", "loss.colour=huber"])

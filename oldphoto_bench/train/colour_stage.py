@@ -5,6 +5,8 @@ Each item is a whole training photo, shrunk so that its longer side is ``data.co
 
     [A|b] = C(x_thumb);   L = |clamp(A x_thumb + b) - y_thumb|_1     (loss.colour: l1)
                           L = |clamp(A x_thumb + b) - y_thumb|_2^2   (loss.colour: mse)
+                          L = mean_i 10 log10(mse_i + floor)          (loss.colour: psnr, per photo i;
+                                                                       floor: loss.colour_floor)
 
 An affine map commutes with area averaging, so fitting it on thumbnails fits it on the photo (up to the
 clamp). With ``data.gray_target`` a photo the synthesizer turned grayscale has the clean photo's luma as its
@@ -14,6 +16,7 @@ needing nothing keeps its colours.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,7 +30,20 @@ from ..seeding import check_seed, derive_seed, numpy_rng
 from .stages import STAGES, Stage
 
 COLOUR_NETWORK = "global_colour"
-COLOUR_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+PSNR_FLOOR = 3e-3  # mean squared error the colour cannot remove (noise, blur, defects): ~25 dB
+
+
+def psnr_loss(out: torch.Tensor, target: torch.Tensor, floor: float = PSNR_FLOOR) -> torch.Tensor:
+    """``mean_i 10 log10(mse_i + floor)``: minus the mean PSNR over the photos ``i`` of the batch, the
+    benchmark's own average. Unlike a pooled L1 or MSE, every photo weighs by its relative error, so
+    a photo that needs little correction is not recoloured to help a badly faded one. ``floor`` stands in
+    for the error a global colour map cannot remove (on a thumbnail it averages out), so an unaged photo's
+    near-zero error does not dominate the batch. ``out``, ``target``: ``(N, 3, h, w)`` -> scalar."""
+    mse = (out.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(mse + float(floor)).mean()
+
+
+COLOUR_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "psnr": psnr_loss}
 if COLOUR_NETWORK not in NETWORKS:
     NETWORKS.register(COLOUR_NETWORK)(GlobalColourNet)
 
@@ -111,6 +127,8 @@ class ColourStage(Stage):
         if name not in COLOUR_LOSSES:
             raise KeyError(f"unknown loss.colour {name!r}; valid: {', '.join(COLOUR_LOSSES)}")
         self.colour_loss = COLOUR_LOSSES[name]
+        if name == "psnr":
+            self.colour_loss = partial(psnr_loss, floor=float(cfg["loss"].get("colour_floor", PSNR_FLOOR)))
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.next_batch("photos")
