@@ -227,6 +227,10 @@ def test_old_step_restores_every_photo_into_a_contact_sheet(smoke_runs, tmp_path
     assert tuple(small.shape[-2:]) == (24, 32)
     assert (out / "contact_sheet.jpg").is_file() and (out / "real_suite" / "summary.csv").is_file()
     assert manifest["config"]["pipeline"]["with_scratch"] is True
+    for photo in manifest["photos"]:
+        assert set(photo["edge_contrast_ratio"]) == {"global", "final"}
+        assert all(v > 0 for v in photo["edge_contrast_ratio"].values())
+    assert "Median edge contrast ratio (final / input)" in (out / "README.md").read_text()
 
 
 def test_portable_paths_replace_whole_path_components_only(tmp_path):

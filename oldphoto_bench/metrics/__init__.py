@@ -29,6 +29,7 @@ from .noreference import (
     GradientSharpness,
     TotalVariation,
     colourfulness,
+    edge_contrast_ratio,
     gradient_sharpness,
 )
 from .perceptual import FSIM, GMSD, HAARPSI, MDSI, MS_GMSD, VIF, VSI, PiqMetric
@@ -38,5 +39,5 @@ __all__ = [
     "try_build", "Aggregate", "aggregate", "PSNR", "SSIM", "MSSSIM", "psnr", "ssim", "ms_ssim", "rgb_to_ycbcr_y",
     "LPIPS", "FID", "KID", "PiqMetric", "HAARPSI", "GMSD", "MS_GMSD", "MDSI", "VSI", "FSIM", "VIF",
     "BlurEffect", "Colourfulness", "GradientSharpness", "TotalVariation", "colourfulness",
-    "gradient_sharpness",
+    "edge_contrast_ratio", "gradient_sharpness",
 ]
