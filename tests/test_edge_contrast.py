@@ -64,6 +64,22 @@ def test_blur_lowers_it_and_grain_removal_barely_does():
     assert float(edge_contrast_ratio(clean, grainy)[0]) > 0.9
 
 
+def test_excluded_pixels_leave_the_edge_set():
+    ref = _scene(6, 64)
+    out = ref.clone()
+    out[..., :, 32:] = 0.5 * out[..., :, 32:] + 0.25  # right half at half the contrast
+    right = torch.zeros(1, 1, 64, 64)
+    right[..., :, 30:] = 1.0  # the right half and the seam: only left-half edges remain -> exactly 1
+    torch.testing.assert_close(edge_contrast_ratio(out, ref, exclude=right), torch.ones(1, dtype=torch.float64))
+    # the quantile is taken over the kept pixels: the same as scoring the left part alone
+    left = edge_contrast_ratio(out, ref, exclude=right, top=0.2)
+    torch.testing.assert_close(left, edge_contrast_ratio(out[..., :31], ref[..., :31], top=0.2), rtol=0.05, atol=0)
+    with pytest.raises(ValueError, match="no pixel"):
+        edge_contrast_ratio(out, ref, exclude=torch.ones(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="exclude must be"):
+        edge_contrast_ratio(out, ref, exclude=right[..., :10])
+
+
 def test_bad_inputs():
     a = torch.rand(1, 3, 8, 8, generator=torch_generator(0))
     with pytest.raises(ValueError, match="one shape"):

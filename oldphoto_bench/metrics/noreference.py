@@ -12,8 +12,9 @@ may raise blur; read them next to the image grids.
                     ramp of slope s per pixel scores s: sqrt(g_x^2 + g_y^2), g = (Sobel / 8) * Y;
                     compare a restoration with its own input (ratio): below 1 = blurrier   higher = sharper
     edge contrast   (a ratio, against the restoration's own input) the same gradient after a Gaussian of
-                    sigma 1 px, averaged over the input's strongest 5% of edges: below 1 = those edges
-                    got softer; unlike the all-pixel sharpness, removing grain barely moves it
+                    sigma 1 px, averaged over the input's strongest 5% of edges (optionally outside a
+                    damage mask): below 1 = those edges got softer; unlike the all-pixel sharpness,
+                    removing grain barely moves it
     colourfulness   Hasler & Süsstrunk 2003, on the 0..255 scale:
                     rg = R - G, yb = (R + G) / 2 - B,
                     M = sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2)              higher is better
@@ -75,7 +76,7 @@ def _sobel_magnitude(y: torch.Tensor) -> torch.Tensor:
 
 
 def edge_contrast_ratio(restored: torch.Tensor, reference: torch.Tensor, sigma: float = 1.0,
-                        top: float = 0.05) -> torch.Tensor:
+                        top: float = 0.05, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """How much of the reference's strongest edges a restoration keeps; ``(N, 3|1, H, W)`` pairs -> ``(N,)``.
 
     ``G(x) = |Sobel / 8 (g_sigma * Y(x))|`` (BT.601 luma, Gaussian of ``sigma`` px, valid interior),
@@ -84,13 +85,17 @@ def edge_contrast_ratio(restored: torch.Tensor, reference: torch.Tensor, sigma: 
     change of contrast ``k x + c`` scores ``k``; a blur lowers it. The small Gaussian averages grain and noise
     out before the gradient, and ``E`` holds edges rather than grain, so a restoration that removes grain
     but keeps its input's edges stays near 1 (the all-pixel :func:`gradient_sharpness` ratio falls). Edges the
-    restoration removed on purpose (a white scratch) count as lost: read it next to the images.
+    restoration removed on purpose (a white scratch) count as lost unless ``exclude`` ``(N, 1, H, W)`` (> 0.5:
+    e.g. the damage mask, grown) leaves those pixels out of ``E`` and of its quantile.
     """
     if restored.shape != reference.shape:
         raise ValueError(f"restored and reference must have one shape, got {tuple(restored.shape)} and "
                          f"{tuple(reference.shape)}")
     if not sigma > 0 or not 0 < top <= 1:
         raise ValueError(f"sigma must be > 0 and top in (0, 1], got {sigma} and {top}")
+    if exclude is not None and tuple(exclude.shape) != (restored.shape[0], 1, *restored.shape[-2:]):
+        raise ValueError(f"exclude must be (N, 1, H, W) = {(restored.shape[0], 1, *restored.shape[-2:])}, got "
+                         f"{tuple(exclude.shape)}")
     if min(restored.shape[-2:]) < 3:
         raise ValueError(f"images must be at least 3 x 3 pixels, got {tuple(restored.shape[-2:])}")
     grads = []
@@ -98,9 +103,15 @@ def edge_contrast_ratio(restored: torch.Tensor, reference: torch.Tensor, sigma: 
         x = x.to(torch.float64)
         grads.append(_sobel_magnitude(_gaussian_blur(rgb_to_luma(x) if x.shape[1] == 3 else x, sigma)).flatten(1))
     g_out, g_ref = grads
+    keep = torch.ones_like(g_ref, dtype=torch.bool)
+    if exclude is not None:
+        keep = (exclude[:, 0, 1:-1, 1:-1] <= 0.5).flatten(1).to(g_ref.device)
+        if not bool(keep.any(dim=1).all()):
+            raise ValueError("exclude leaves no pixel of some image")
     # numpy's quantile: torch.quantile refuses more than 2^24 values (a 17-megapixel scan)
-    cut = torch.from_numpy(np.quantile(g_ref.cpu().numpy(), 1.0 - top, axis=1, keepdims=True)).to(g_ref)
-    edges = (g_ref >= cut).to(torch.float64)
+    ref = np.where(keep.cpu().numpy(), g_ref.cpu().numpy(), np.nan)
+    cut = torch.from_numpy(np.nanquantile(ref, 1.0 - top, axis=1, keepdims=True)).to(g_ref)
+    edges = ((g_ref >= cut) & keep).to(torch.float64)
     return (g_out * edges).sum(1) / (g_ref * edges).sum(1).clamp_min(1e-12)
 
 
