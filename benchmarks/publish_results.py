@@ -38,6 +38,7 @@ is not DIP at full budget. Measured on the shared 2-core machine with smoke chec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -436,8 +437,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def exclusive(work: Path):
+    """Hold ``WORK/publish.lock`` for the run: two runs at once would share the staging and work folders and
+    publish a mix of both. The lock is an OS advisory lock, released when the process ends, however it ends."""
+    import fcntl
+
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "publish.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise SystemExit(f"publish_results: another run is publishing with the work folder {work} "
+                             f"({handle.read().strip() or 'pid unknown'}); wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    with exclusive(args.work):
+        return publish(args)
+
+
+def publish(args: argparse.Namespace) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     run = {"kodak24": lambda: bench_step("kodak24", args, log),
            "embedded": lambda: bench_step("embedded", args, log),

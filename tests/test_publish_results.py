@@ -263,3 +263,18 @@ def test_portable_paths_of_a_clone_in_a_shared_folder_name_only_the_shared_data_
     expected = (f"clean:../shared/data/clean/kodak24 ./results/a.md <work>/cache/x.png {other} "
                 f"/var{parent}/y {parent}/sharedx/z")
     assert publish_results.portable(text, work) == expected
+
+
+def test_a_second_run_while_one_publishes_stops_and_touches_nothing(tmp_path):
+    results = tmp_path / "results"
+    (results / "old_photos").mkdir(parents=True)
+    (results / "old_photos" / "README.md").write_text("kept")
+    with publish_results.exclusive(tmp_path / "work"):
+        with pytest.raises(SystemExit, match="another run is publishing"):
+            publish_results.main(["--only", "old", "--shared", str(tmp_path / "none"), "--results", str(results),
+                                  "--work", str(tmp_path / "work"), "--no-progress"])
+    assert sorted(p.name for p in results.iterdir()) == ["old_photos"]
+    assert (results / "old_photos" / "README.md").read_text() == "kept"
+    # released when the holder ends: the next run goes ahead (here it skips: no shared data)
+    assert publish_results.main(["--only", "old", "--shared", str(tmp_path / "none"), "--results", str(results),
+                                 "--work", str(tmp_path / "work"), "--no-progress"]) == 1
