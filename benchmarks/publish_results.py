@@ -247,8 +247,6 @@ def bench_step(step: str, args: argparse.Namespace, log: Callable[[str], None]) 
 
 def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
     """Step ``old``: restore every real old photo at full size; contact sheet, small JPEGs, manifest."""
-    import torch
-
     from oldphoto_bench import imageio
     from oldphoto_bench.bench import run_benchmark
     from oldphoto_bench.bench.suites import resize_max_side, safe_stem
@@ -256,6 +254,7 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
     from oldphoto_bench.metrics import edge_contrast_ratio, gradient_sharpness
     from oldphoto_bench.provenance import write_manifest
     from oldphoto_bench.restore import Restorer
+    from oldphoto_bench.restore.inpaint import dilate_mask
     from oldphoto_bench.viz import contact_sheet, mask_overlay
 
     src = args.shared / "old"
@@ -293,7 +292,7 @@ def old_step(args: argparse.Namespace, log: Callable[[str], None]) -> Path:
                      for k in ("global", "final")}
             # the input's strongest 5% of edges after a 1 px Gaussian (grain removal barely moves it), outside
             # the detected damage grown by 4 px (a removed scratch's edges are meant to go)
-            damage = torch.nn.functional.max_pool2d(mask.float(), 9, stride=1, padding=4)
+            damage = dilate_mask(mask, 4)
             edges = {k: round(float(edge_contrast_ratio(res.stages[k], image, exclude=damage)[0]), 4)
                      for k in ("global", "final")}
             photos.append({"source": str(path), "restored": f"restored/{name}.jpg",

@@ -126,9 +126,8 @@ class ColourStage(Stage):
         name = str(cfg["loss"].get("colour", "l1"))
         if name not in COLOUR_LOSSES:
             raise KeyError(f"unknown loss.colour {name!r}; valid: {', '.join(COLOUR_LOSSES)}")
-        self.colour_loss = COLOUR_LOSSES[name]
-        if name == "psnr":
-            self.colour_loss = partial(psnr_loss, floor=float(cfg["loss"].get("colour_floor", PSNR_FLOOR)))
+        self.colour_loss = (partial(psnr_loss, floor=float(cfg["loss"].get("colour_floor", PSNR_FLOOR)))
+                            if name == "psnr" else COLOUR_LOSSES[name])
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.next_batch("photos")
