@@ -12,7 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from colour_oracle import oracle_colour  # noqa: E402
-from eval_colour_stage import oracle_affine  # noqa: E402
+from eval_colour_stage import oracle_affine, scaled_affine  # noqa: E402
 
 from oldphoto_bench.models.colour import apply_colour  # noqa: E402
 
@@ -35,3 +35,17 @@ def test_oracle_is_never_worse_than_the_identity():
     y = rng.uniform(0, 1, size=(16, 16, 3))
     x = np.clip(y + rng.normal(0, 0.1, size=y.shape), 0, 1)   # noise: no affine map undoes it
     assert np.mean((oracle_colour(x, y) - y) ** 2) <= np.mean((x - y) ** 2) + 1e-12
+
+
+def test_scaled_affine_interpolates_between_the_identity_and_the_map():
+    g = torch.Generator().manual_seed(0)
+    affine = torch.eye(3, 4)[None] + 0.2 * torch.randn(2, 3, 4, generator=g)
+    x = torch.rand(2, 3, 5, 7, generator=g) * 0.5 + 0.25
+    assert torch.equal(scaled_affine(affine, 0.0), torch.eye(3, 4).expand(2, 3, 4))  # strength 0: the identity
+    assert torch.allclose(scaled_affine(affine, 1.0), affine)
+    # before clamping the corrected colour moves linearly: x + s (A x + b - x)
+    lin = torch.einsum("nij,njhw->nihw", affine[:, :, :3], x) + affine[:, :, 3, None, None]
+    for s in (0.5, 1.25):
+        a = scaled_affine(affine, s)
+        got = torch.einsum("nij,njhw->nihw", a[:, :, :3], x) + a[:, :, 3, None, None]
+        assert torch.allclose(got, x + s * (lin - x), atol=1e-6)
