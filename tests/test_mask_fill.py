@@ -82,3 +82,53 @@ def test_small_components_are_dropped_like_skimage_regions():
         assert np.array_equal(got, ref)
     assert drop_small_components(mask, 20)[0, 0, 30, 5:45].eq(1).all()   # the scratch survives
     assert torch.equal(drop_small_components(torch.zeros(1, 1, 8, 8), 48), torch.zeros(1, 1, 8, 8))
+
+
+def test_keep_components_keeps_or_drops_whole_components_like_skimage_regions():
+    from skimage.measure import label, regionprops
+
+    from oldphoto_bench.restore.inpaint import drop_small_components, keep_components
+
+    mask = (torch.from_numpy(numpy_rng(5).random((1, 1, 60, 70))) > 0.7).float()
+    mask[..., 50, 5:65] = 1.0                                            # one long scratch
+    assert torch.equal(keep_components(mask, 1.0, numpy_rng(0), 20), drop_small_components(mask, 20))
+    assert not keep_components(mask, 0.0, numpy_rng(0), 20).any()
+    regions = regionprops(label(mask[0, 0].numpy() > 0.5, connectivity=2))
+    big = [r for r in regions if r.area >= 5]
+    got = keep_components(mask, 0.5, numpy_rng(1), 5)[0, 0].numpy() > 0.5
+    kept = [r for r in big if got[tuple(r.coords.T)].all()]
+    for r in regions:                                                    # each region wholly in or out
+        assert got[tuple(r.coords.T)].all() or not got[tuple(r.coords.T)].any()
+    assert got.sum() == sum(r.area for r in kept) and 0 < len(kept) < len(big)
+    assert torch.equal(keep_components(mask, 0.5, numpy_rng(1), 5), keep_components(mask, 0.5, numpy_rng(1), 5))
+    with pytest.raises(ValueError, match="keep must be in"):
+        keep_components(mask, 1.5, numpy_rng(0))
+
+
+def test_mapping_trains_on_detector_like_masks(tmp_path):
+    from types import SimpleNamespace
+
+    from oldphoto_bench.restore.inpaint import fill_mask
+    from oldphoto_bench.train import train_stage
+    from oldphoto_bench.train.mapping_stage import MappingStage
+
+    for stage in ("vae-b", "vae-a"):
+        train_stage(stage, "smoke", runs=tmp_path, data="embedded", progress=False, overrides=["schedule.steps=1"])
+    out = train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False,
+                      overrides=["schedule.steps=2", "data.mapping_mask=partial", "data.mapping_mask_keep=0.5"])
+    assert out.is_file()
+    with pytest.raises(KeyError, match="valid names: ground-truth, partial"):
+        train_stage("mapping", "smoke", runs=tmp_path, data="embedded", progress=False, overwrite=True,
+                    overrides=["schedule.steps=1", "data.mapping_mask=oracle"])
+    # the step's masks: keep 1 fills every component >= 48 px as restore's fill does; ground-truth: unchanged
+    x = torch.from_numpy(numpy_rng(2).random((2, 3, 32, 32))).float()
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 10, 2:30] = 1.0                                           # 28 px: under the component filter
+    mask[1, :, 5:9, 4:28] = 1.0                                          # 96 px: a detected piece
+    stage = SimpleNamespace(mask_mode="partial", mask_keep=1.0, seed=0, ctx=SimpleNamespace(dist=SimpleNamespace(rank=0)))
+    got_x, got_m = MappingStage.detected_masks(stage, x, mask, step=3)
+    assert torch.equal(got_x[0], x[0]) and not got_m[0].any()
+    want_x, want_m = fill_mask(x[1:], mask[1:])
+    assert torch.equal(got_x[1:], want_x) and torch.equal(got_m[1:], want_m)
+    stage.mask_mode = "ground-truth"
+    assert all(a is b for a, b in zip(MappingStage.detected_masks(stage, x, mask, 3), (x, mask), strict=True))

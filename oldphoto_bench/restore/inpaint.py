@@ -59,6 +59,23 @@ def drop_small_components(mask: torch.Tensor, min_area: int) -> torch.Tensor:
     return torch.from_numpy(keep[labels].astype(np.float32))[None, None].to(mask.device)
 
 
+def keep_components(mask: torch.Tensor, keep: float, rng: np.random.Generator,
+                    min_area: int = MIN_COMPONENT) -> torch.Tensor:
+    """``(1, 1, H, W)`` in {0, 1} -> the same with each 8-connected component of at least ``min_area`` pixels
+    kept with probability ``keep`` (one ``rng.random()`` per component, in label order) and every smaller one
+    dropped: a damage mask as an imperfect detector with the pipeline's component filter would return it."""
+    from scipy import ndimage
+
+    if not 0.0 <= float(keep) <= 1.0:
+        raise ValueError(f"keep must be in [0, 1], got {keep}")
+    m = mask[0, 0].cpu().numpy() > 0.5
+    labels, count = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    kept = (sizes >= max(int(min_area), 1)) & (rng.random(count + 1) < float(keep))
+    kept[0] = False  # the background
+    return torch.from_numpy(kept[labels].astype(np.float32))[None, None].to(mask.device)
+
+
 def dilate_mask(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     """``(N, 1, H, W)`` in {0, 1} -> the same, grown by ``pixels`` (a square structuring element)."""
     if pixels <= 0:

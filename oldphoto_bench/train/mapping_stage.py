@@ -18,6 +18,13 @@ least-squares affine map from it to the (colour-corrected) input over the undama
 defects) and leaves global colour to the colour stage, instead of spending its loss on a colour it cannot
 see from a crop.
 
+``data.mapping_mask``: ``ground-truth`` (default) passes the synthesizer's whole damage mask to the nonlocal
+block, over an unfilled crop. ``partial`` trains on what ``restore --with-scratch`` gives the mapping: each
+component of the mask of at least ``MIN_COMPONENT`` pixels is kept with probability ``data.mapping_mask_keep``
+(the detector finds some of the damage, and nothing smaller than its component filter), the kept ones are
+filled by Telea inpainting as restore fills them (:func:`~oldphoto_bench.restore.inpaint.fill_mask`) and
+only they steer the nonlocal block; the damage left over stays in the crop for the mapping to remove.
+
 ``w_lat`` is the paper's lambda_1 = 60 (``loss.mapping_latent_l1``). The paper's loss has no image L1
 (``loss.mapping_image_l1: 0`` in the paper config) and no SSIM term (``loss.mapping_image_ssim``, the
 benchmark's SSIM); the small recipes add them to converge in minutes and measured better with them.
@@ -37,12 +44,15 @@ import torch
 from ..losses import l1_reconstruction, latent_l1, ssim_loss
 from ..models import latent_valid_from_mask
 from ..models.colour import apply_colour, fit_colour
+from ..seeding import derive_seed, numpy_rng
 from .adversarial import discriminator_term, generator_terms
 from .artifacts import load_vae
 from .stages import STAGES, Stage
 from .vae_stage import check_crop, image_discriminator_spec, setup_vgg
 
 MAPPING_TARGETS = ("clean", "input-colour")
+MAPPING_MASKS = ("ground-truth", "partial")  # data.mapping_mask
+SEED_MASK = 6  # derive_seed(seed, SEED_MASK, rank, step): which damage components a step's crops keep
 MAPPING_DECODERS = ("frozen", "finetune")  # model.mapping_decoder
 
 
@@ -92,6 +102,15 @@ class MappingStage(Stage):
             raise KeyError(f"unknown data.mapping_target {self.target!r}; valid names: {', '.join(MAPPING_TARGETS)}")
         if self.target != "clean":
             self.ctx.note("targets recoloured to the input's global colour (data.mapping_target input-colour)")
+        self.mask_mode = str(data.get("mapping_mask", "ground-truth"))
+        if self.mask_mode not in MAPPING_MASKS:
+            raise KeyError(f"unknown data.mapping_mask {self.mask_mode!r}; valid names: {', '.join(MAPPING_MASKS)}")
+        self.mask_keep = float(data.get("mapping_mask_keep", 1.0))
+        if self.mask_mode == "partial":
+            if not 0.0 <= self.mask_keep <= 1.0:
+                raise ValueError(f"data.mapping_mask_keep must be in [0, 1], got {self.mask_keep}")
+            self.ctx.note(f"damage masks as a detector returns them: components kept with probability "
+                          f"{self.mask_keep:g} and filled (data.mapping_mask partial)")
         ds = self.synthetic_pairs(self.ctx.data, 3)
         self.add_stream("pairs", ds, int(data["batch_size"]))
 
@@ -126,11 +145,27 @@ class MappingStage(Stage):
                       f"{self.lr_scales['decoder']:g}); restore decodes with it")
         return wrap(vae.decoder, self.ctx.dist, self.device)  # (N, C, h, w) latents -> images
 
+    def detected_masks(self, x: torch.Tensor, mask: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``data.mapping_mask partial``: ``(x, mask)`` -> ``(x with the kept components filled, the filled
+        mask)``, both ``(N, C, h, w)``; see the module docstring. ``ground-truth``: both unchanged."""
+        if self.mask_mode == "ground-truth":
+            return x, mask
+        from ..restore.inpaint import fill_mask, keep_components
+
+        rng = numpy_rng(derive_seed(self.seed, SEED_MASK, self.ctx.dist.rank, step))
+        xs, ms = [], []
+        for xi, mi in zip(x.float().cpu().split(1), mask.float().cpu().split(1), strict=True):
+            filled, grown = fill_mask(xi, keep_components(mi, self.mask_keep, rng))
+            xs.append(filled)
+            ms.append(grown)
+        return torch.cat(xs).to(x.device, x.dtype), torch.cat(ms).to(mask.device, mask.dtype)
+
     def train_step(self, step: int) -> dict[str, float]:
         w = self.cfg["loss"]
         batch = self.next_batch("pairs")
         x, y = batch["degraded"], batch["clean"]
-        valid = latent_valid_from_mask(batch["mask"], self.vae_a.multiple) if self.uses_mask else None
+        x, mask = self.detected_masks(x, batch["mask"], step)
+        valid = latent_valid_from_mask(mask, self.vae_a.multiple) if self.uses_mask else None
         with self.precision.autocast():
             with torch.no_grad():
                 if self.colour is not None:
