@@ -180,3 +180,31 @@ def test_psnr_loss_is_minus_the_mean_psnr_and_the_stage_trains_with_it(tmp_path)
     with pytest.raises(KeyError, match="psnr"):
         train_stage("colour", "smoke", runs=tmp_path / "bad", data="embedded", progress=False,
                     overrides=["schedule.steps=1", "loss.colour=huber"])
+
+
+def test_random_window_keeps_the_aspect_and_draws_the_area_share():
+    from oldphoto_bench.seeding import numpy_rng
+    from oldphoto_bench.train.colour_stage import AgedThumbnails, random_window
+
+    image = torch.arange(1 * 3 * 60 * 90, dtype=torch.float32).view(1, 3, 60, 90)
+    assert random_window(image, (1.0, 1.0), numpy_rng(0)) is image
+    shares = []
+    for seed in range(40):
+        win = random_window(image, (0.25, 0.5), numpy_rng(seed))
+        h, w = win.shape[-2:]
+        shares.append(h * w / (60 * 90))
+        assert abs(w / h - 1.5) < 0.05                                   # the photo's aspect ratio
+        top, left = int(win[0, 0, 0, 0]) // 90, int(win[0, 0, 0, 0]) % 90  # a window of the photo itself
+        assert torch.equal(win, image[..., top:top + h, left:left + w])
+        assert torch.equal(win, random_window(image, (0.25, 0.5), numpy_rng(seed)))  # same seed, same window
+    assert 0.23 <= min(shares) and max(shares) <= 0.52 and max(shares) - min(shares) > 0.1
+    with pytest.raises(ValueError, match="crop must be"):
+        AgedThumbnails([], "paper", 16, 32, crop=(0.0, 1.0))
+
+
+def test_colour_stage_trains_on_random_windows(tmp_path):
+    from oldphoto_bench.train import train_stage
+
+    out = train_stage("colour", "smoke", runs=tmp_path, data="embedded", progress=False,
+                      overrides=["schedule.steps=2", "data.colour_crop=[0.5,1.0]"])
+    assert out.is_file()

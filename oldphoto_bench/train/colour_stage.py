@@ -48,6 +48,19 @@ if COLOUR_NETWORK not in NETWORKS:
     NETWORKS.register(COLOUR_NETWORK)(GlobalColourNet)
 
 
+def random_window(image: torch.Tensor, area: tuple[float, float], rng) -> torch.Tensor:
+    """A window of ``image`` ``(N, C, H, W)`` with ``image``'s aspect ratio and a share of its area drawn
+    uniformly from ``area = (lo, hi)``, at a uniform position; ``(1, 1)`` returns ``image`` itself."""
+    lo, hi = area
+    if lo >= 1.0:
+        return image
+    h, w = image.shape[-2:]
+    scale = float(rng.uniform(lo, hi)) ** 0.5
+    ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return image[..., top:top + ch, left:left + cw]
+
+
 class AgedThumbnails(Dataset):
     """``{"clean", "degraded": (3, size, size), "mask": (1, size, size), "record"}`` per photo: the photo at
     ``side`` pixels (longer side) aged whole, then both versions thumbnailed; ``mask`` is the synthesizer's
@@ -56,15 +69,21 @@ class AgedThumbnails(Dataset):
 
     The ageing of item ``i`` depends on ``(seed, epoch // reuse, i)`` (a worker keeps it for ``reuse``
     epochs: ageing costs far more than a step of this small network), its random horizontal flip on
-    ``(seed, epoch, i)``.
+    ``(seed, epoch, i)``. With ``crop = (lo, hi)`` below 1, each ageing first cuts a random window holding a
+    share of the photo's area drawn from ``[lo, hi]`` (same aspect ratio), so that one photo gives many
+    different colour statistics.
     """
 
     def __init__(self, source: Any, synthesizer: Any, size: int, side: int, seed: int = 0,
-                 gray_target: bool = True, clean_fraction: float = 0.0, reuse: int = 1):
+                 gray_target: bool = True, clean_fraction: float = 0.0, reuse: int = 1,
+                 crop: tuple[float, float] = (1.0, 1.0)):
         from ..degrade import Synthesizer
 
         if int(reuse) < 1:
             raise ValueError(f"reuse must be >= 1, got {reuse}")
+        self.crop = (float(crop[0]), float(crop[1]))
+        if not 0.0 < self.crop[0] <= self.crop[1] <= 1.0:
+            raise ValueError(f"crop must be (lo, hi) with 0 < lo <= hi <= 1, got {crop}")
         self.source, self.size, self.side, self.reuse = source, int(size), int(side), int(reuse)
         self.synthesizer = Synthesizer(synthesizer) if isinstance(synthesizer, (str, dict)) else synthesizer
         self.seed, self.gray_target, self.clean_fraction = check_seed(seed), bool(gray_target), float(clean_fraction)
@@ -83,7 +102,8 @@ class AgedThumbnails(Dataset):
         if hit is not None and hit[0] == age_seed:
             return hit
         undamaged = bool(numpy_rng(age_seed, 0).random() < self.clean_fraction)
-        photo = resize_max_side(self.source[index].image, self.side)
+        photo = random_window(self.source[index].image, self.crop, numpy_rng(age_seed, 2))
+        photo = resize_max_side(photo, self.side)
         record: dict[str, Any] = {"ops": [], "undamaged": undamaged}
         aged, mask = photo, torch.zeros_like(photo[:, :1])
         if not undamaged:
@@ -121,7 +141,8 @@ class ColourStage(Stage):
             self.ctx.note("note: --real is not used by colour (real old photos have no clean reference)")
         ds = AgedThumbnails(self.open_source(self.ctx.data), data["preset"], int(spec.get("size", 64)),
                             int(data["colour_side"]), self.dataset_seed(8), bool(data.get("gray_target", True)),
-                            float(data.get("clean_fraction", 0.0)), int(data.get("photo_reuse", 1)))
+                            float(data.get("clean_fraction", 0.0)), int(data.get("photo_reuse", 1)),
+                            tuple(data.get("colour_crop", (1.0, 1.0))))
         self.add_stream("photos", ds, int(data["batch_size"]))
         name = str(cfg["loss"].get("colour", "l1"))
         if name not in COLOUR_LOSSES:
