@@ -103,7 +103,7 @@ def test_statistics_only_standardised_net_starts_as_identity_and_standardises_fe
     assert torch.equal(net.correct(x), x)  # zero last layer: the identity in training and eval mode
     assert [type(m).__name__ for m in net.head].count("Linear") == 3 and len(net.features) == 0
     # LeCun-normal hidden layers for unit-variance features: std close to 1 / sqrt(fan_in)
-    w = net.head[2].weight
+    w = net.head[2].weight.detach()
     assert abs(float(w.std()) * w.shape[1] ** 0.5 - 1.0) < 0.1
     # in training mode the features reaching the MLP have zero mean and unit variance over the batch
     seen = {}

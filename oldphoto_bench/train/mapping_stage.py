@@ -105,7 +105,7 @@ class MappingStage(Stage):
         self.mask_mode = str(data.get("mapping_mask", "ground-truth"))
         if self.mask_mode not in MAPPING_MASKS:
             raise KeyError(f"unknown data.mapping_mask {self.mask_mode!r}; valid names: {', '.join(MAPPING_MASKS)}")
-        self.mask_keep = float(data.get("mapping_mask_keep", 1.0))
+        self.mask_keep = float(data.get("mapping_mask_keep", 0.5))
         if self.mask_mode == "partial":
             if not 0.0 <= self.mask_keep <= 1.0:
                 raise ValueError(f"data.mapping_mask_keep must be in [0, 1], got {self.mask_keep}")
