@@ -35,6 +35,7 @@ import torch
 
 from ..imageio import rgb_to_luma
 from .base import METRICS, PerImageMetric
+from .fidelity import gaussian_window
 
 
 def colourfulness(x: torch.Tensor) -> torch.Tensor:
@@ -61,9 +62,7 @@ def gradient_sharpness(x: torch.Tensor) -> torch.Tensor:
 def _gaussian_blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian (taps to 3 sigma, reflect padding) of ``(N, 1, H, W)`` float64."""
     r = max(1, int(math.ceil(3.0 * sigma)))
-    taps = torch.arange(-r, r + 1, dtype=torch.float64, device=y.device)
-    k = torch.exp(-(taps**2) / (2.0 * sigma**2))
-    k = k / k.sum()
+    k = gaussian_window(2 * r + 1, sigma, torch.float64, y.device)
     mode = "reflect" if min(y.shape[-2:]) > r else "replicate"
     y = torch.nn.functional.conv2d(torch.nn.functional.pad(y, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
     return torch.nn.functional.conv2d(torch.nn.functional.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))

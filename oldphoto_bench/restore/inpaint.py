@@ -42,18 +42,23 @@ def inpaint_telea(image: torch.Tensor, mask: torch.Tensor, radius: int = INPAINT
     return imageio.to_tensor(out)
 
 
+def _components(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of ``(1, 1, H, W)`` ``> 0.5`` -> (labels ``(H, W)``, 0 the background; pixel count
+    per label, index 0 the background's)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask[0, 0].cpu().numpy() > 0.5, structure=np.ones((3, 3), dtype=bool))
+    return labels, np.bincount(labels.ravel(), minlength=count + 1)
+
+
 def drop_small_components(mask: torch.Tensor, min_area: int) -> torch.Tensor:
     """``(1, 1, H, W)`` in {0, 1} -> the same without its 8-connected components of fewer than ``min_area``
     pixels (``min_area <= 1`` keeps everything)."""
-    from scipy import ndimage
-
     if min_area <= 1:
         return mask
-    m = mask[0, 0].cpu().numpy() > 0.5
-    labels, count = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
+    labels, sizes = _components(mask)
+    if len(sizes) == 1:
         return mask
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = sizes >= int(min_area)
     keep[0] = False  # the background
     return torch.from_numpy(keep[labels].astype(np.float32))[None, None].to(mask.device)
@@ -64,14 +69,10 @@ def keep_components(mask: torch.Tensor, keep: float, rng: np.random.Generator,
     """``(1, 1, H, W)`` in {0, 1} -> the same with each 8-connected component of at least ``min_area`` pixels
     kept with probability ``keep`` (one ``rng.random()`` per component, in label order) and every smaller one
     dropped: a damage mask as an imperfect detector with the pipeline's component filter would return it."""
-    from scipy import ndimage
-
     if not 0.0 <= float(keep) <= 1.0:
         raise ValueError(f"keep must be in [0, 1], got {keep}")
-    m = mask[0, 0].cpu().numpy() > 0.5
-    labels, count = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    kept = (sizes >= max(int(min_area), 1)) & (rng.random(count + 1) < float(keep))
+    labels, sizes = _components(mask)
+    kept = (sizes >= max(int(min_area), 1)) & (rng.random(len(sizes)) < float(keep))
     kept[0] = False  # the background
     return torch.from_numpy(kept[labels].astype(np.float32))[None, None].to(mask.device)
 
