@@ -61,10 +61,14 @@ def tta_probability(detector, image: torch.Tensor) -> torch.Tensor:
 
 
 def component_rows(detector, aged: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> list[dict]:
-    """One row per component of ``p_t >= t_t`` whose mean probability reaches the shipped ``c_t``."""
+    """One row per component of the pipeline's torn-piece mask (``p_t >= t_t``, mean probability >= ``c_t``)."""
     from oldphoto_bench.restore.inpaint import fill_mask
 
-    prob = detector.torn_probability(aged)[0, 0].numpy()
+    prob_t = detector.torn_probability(aged)
+    kept = detector.torn_mask(prob_t)[0, 0].numpy().astype(np.uint8)
+    if not kept.any():  # nothing to describe: skip the costlier maps below
+        return []
+    prob = prob_t[0, 0].numpy()
     tta = tta_probability(detector, aged)[0, 0].numpy()
     scratch = detector.scratch_probability(aged)[0, 0].numpy()
     x = aged[0].permute(1, 2, 0).numpy()
@@ -72,15 +76,13 @@ def component_rows(detector, aged: torch.Tensor, clean: torch.Tensor, mask: torc
     smooth = cv2.GaussianBlur(luma, (0, 0), 1.0)
     grad = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
     grad_near = cv2.dilate(grad, np.ones((9, 9), np.uint8))
-    n, labels = cv2.connectedComponents((prob >= detector.torn_threshold).astype(np.uint8), connectivity=8)
+    n, labels = cv2.connectedComponents(kept, connectivity=8)  # kept components are whole ones: same labels
     inner = np.zeros_like(luma, dtype=bool)
     inner[1:-1, 1:-1] = True  # the photo's own border is not a tear
     base_err = float(((aged - clean) ** 2).sum())
     rows = []
     for j in range(1, n):
         comp = labels == j
-        if prob[comp].mean() < detector.torn_component_prob:
-            continue
         c8 = comp.astype(np.uint8)
         border = comp & ~cv2.erode(c8, np.ones((3, 3), np.uint8)).astype(bool) & inner
         band = (cv2.dilate(c8, np.ones((7, 7), np.uint8)) > cv2.erode(c8, np.ones((7, 7), np.uint8))) & inner
