@@ -12,7 +12,9 @@ from oldphoto_bench.models.colour import (
     GlobalColourNet,
     apply_colour,
     colour_statistics,
+    compose_affine,
     fit_colour,
+    levels_affine,
     thumbnail,
 )
 from oldphoto_bench.seeding import torch_generator
@@ -208,3 +210,35 @@ def test_colour_stage_trains_on_random_windows(tmp_path):
     out = train_stage("colour", "smoke", runs=tmp_path, data="embedded", progress=False,
                       overrides=["schedule.steps=2", "data.colour_crop=[0.5,1.0]"])
     assert out.is_file()
+
+
+def test_levels_affine_sends_each_channels_quantiles_to_the_targets():
+    g = torch_generator(21)
+    # a faded, tinted photo: channel c spans [lo_c, hi_c]
+    x = torch.rand(2, 3, 40, 30, generator=g) * torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1) + 0.3
+    affine = levels_affine(x, (0.01, 0.99), (0.05, 0.9))
+    out = torch.einsum("nij,njhw->nihw", affine[:, :, :3], x) + affine[:, :, 3, None, None]
+    q = np.quantile(out.flatten(2).numpy(), [0.01, 0.99], axis=-1)                 # numpy's quantile, (2, N, 3)
+    np.testing.assert_allclose(q[0], 0.05, atol=1e-5)
+    np.testing.assert_allclose(q[1], 0.9, atol=1e-5)
+    assert torch.equal(affine[:, :, :3], torch.diag_embed(affine[:, :, :3].diagonal(dim1=1, dim2=2)))  # per channel
+    flat = torch.full((1, 3, 8, 8), 0.5)                                            # no spread: gain capped
+    assert float(levels_affine(flat, (0.01, 0.99), (0.05, 0.9), min_spread=0.2)[0, 0, 0]) == pytest.approx(0.85 / 0.2)
+
+
+def test_compose_affine_is_the_map_of_applying_both_and_levels_net_starts_at_levels():
+    g = torch_generator(22)
+    x = torch.rand(2, 3, 9, 7, generator=g)
+    inner, outer = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+
+    def raw(a, img):  # A x + b without the clamp
+        return torch.einsum("nij,njhw->nihw", a[:, :, :3], img) + a[:, :, 3, None, None]
+
+    torch.testing.assert_close(raw(compose_affine(outer, inner), x), raw(outer, raw(inner, x)), atol=1e-5, rtol=1e-5)
+    net = GlobalColourNet(size=16, base_channels=4, hidden=8, n_down=2, levels=True, init_seed=3)
+    photo = torch.rand(2, 3, 32, 48, generator=g) * 0.5 + 0.25
+    start = levels_affine(thumbnail(photo, 16), net.levels_quantiles, net.levels_targets)
+    torch.testing.assert_close(net(photo), start)  # zero last layer: the net's own map is the identity
+    assert net.head[0].in_features == 8 + 2 * N_STATISTICS  # CNN channels 4, 8
+    with pytest.raises(ValueError, match="levels_quantiles"):
+        GlobalColourNet(levels=True, levels_quantiles=(0.9, 0.1))

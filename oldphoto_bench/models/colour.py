@@ -70,6 +70,31 @@ def fit_colour(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     return coef.transpose(1, 2).contiguous()
 
 
+def levels_affine(t: torch.Tensor, quantiles: tuple[float, float], targets: tuple[float, float],
+                  min_spread: float = 0.2) -> torch.Tensor:
+    """Per-channel "auto levels" as an affine map ``(N, 3, 4)``: each channel's ``quantiles`` (low, high) of
+    ``t`` ``(N, 3, h, w)`` are sent to the shared ``targets`` (low, high)::
+
+        a_c = (hi_t - lo_t) / max(q_hi,c - q_lo,c, min_spread),    b_c = lo_t - a_c q_lo,c
+
+    Fading lifts the black point and yellowing lowers one channel's white point; the map undoes both up to
+    the photo's own range (``min_spread`` caps the gain of a nearly flat channel)."""
+    q = torch.quantile(t.flatten(2).float(), torch.tensor(quantiles, dtype=torch.float32, device=t.device), dim=-1)
+    lo, hi = q[0], q[1]                                                              # (N, 3) each
+    gain = (float(targets[1]) - float(targets[0])) / (hi - lo).clamp(min=float(min_spread))
+    affine = torch.zeros(t.shape[0], 3, 4, dtype=torch.float32, device=t.device)
+    affine[:, :, :3] = torch.diag_embed(gain)
+    affine[:, :, 3] = float(targets[0]) - gain * lo
+    return affine
+
+
+def compose_affine(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, 4)`` maps -> the map of ``outer(inner(x))`` (before any clamp): ``[A_o A_i | A_o b_i + b_o]``."""
+    a = outer[:, :, :3] @ inner[:, :, :3]
+    b = (outer[:, :, :3] @ inner[:, :, 3:]).squeeze(-1) + outer[:, :, 3]
+    return torch.cat([a, b[..., None]], dim=-1)
+
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 N_STATISTICS = 3 * (2 + len(QUANTILES)) + 3
 
@@ -102,9 +127,16 @@ class GlobalColourNet(nn.Module):
     """
 
     def __init__(self, size: int = 64, base_channels: int = 16, hidden: int = 64, n_down: int = 4,
-                 histogram_bins: int = 0, standardize: bool = False, head_layers: int = 1, init_seed: int = 0):
+                 histogram_bins: int = 0, standardize: bool = False, head_layers: int = 1, init_seed: int = 0,
+                 levels: bool = False, levels_quantiles: tuple[float, float] = (0.005, 0.995),
+                 levels_targets: tuple[float, float] = (0.04, 0.93)):
         super().__init__()
         self.size = int(size)
+        self.levels = bool(levels)
+        self.levels_quantiles = (float(levels_quantiles[0]), float(levels_quantiles[1]))
+        self.levels_targets = (float(levels_targets[0]), float(levels_targets[1]))
+        if not 0.0 <= self.levels_quantiles[0] < self.levels_quantiles[1] <= 1.0:
+            raise ValueError(f"levels_quantiles must be (lo, hi) with 0 <= lo < hi <= 1, got {levels_quantiles}")
         self.histogram_bins = int(histogram_bins)
         layers: list[nn.Module] = []
         cin = 3
@@ -113,7 +145,9 @@ class GlobalColourNet(nn.Module):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        n_features = cin + N_STATISTICS + 3 * self.histogram_bins
+        # with levels the statistics of the photo before levels come too: the net must see whether the
+        # stretch was needed (a faded print) or made a tint of a photo's own strong colours
+        n_features = cin + N_STATISTICS * (2 if self.levels else 1) + 3 * self.histogram_bins
         if int(head_layers) < 1:
             raise ValueError(f"head_layers must be >= 1, got {head_layers}")
         self.standardize = nn.BatchNorm1d(n_features, affine=False) if standardize else nn.Identity()
@@ -134,12 +168,19 @@ class GlobalColourNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         t = thumbnail(image.float(), self.size)
+        start, extra = None, []
+        if self.levels:
+            # the net corrects the levels-stretched photo: its map starts at auto levels, not at the identity
+            start = levels_affine(t, self.levels_quantiles, self.levels_targets)
+            extra = [colour_statistics(t)]
+            t = apply_colour(t, start)
         pooled = self.features(t).mean(dim=(2, 3))
         stats = colour_statistics(t)
         if self.histogram_bins:
             stats = torch.cat([stats, colour_histograms(t, self.histogram_bins)], dim=1)
-        features = self.standardize(torch.cat([pooled, stats], dim=1))
-        return self.identity + self.head(features).view(-1, 3, 4)
+        features = self.standardize(torch.cat([pooled, stats, *extra], dim=1))
+        affine = self.identity + self.head(features).view(-1, 3, 4)
+        return affine if start is None else compose_affine(affine, start)
 
     def correct(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` (N, 3, H, W) -> the colour-corrected photo, same shape, in [0, 1]."""
