@@ -14,6 +14,11 @@ No normalisation inside the CNN: absolute colour is what it must see. ``standard
 of ``f`` to zero mean and unit variance over the training photos (a BatchNorm without affine parameters,
 frozen in eval mode), so the statistics, which differ by orders of magnitude in spread, weigh alike. The
 MLP's last layer starts at zero, so the correction starts as the identity.
+
+With ``levels`` (off in the shipped recipe: measured, it recolours photos that need nothing) the net sees the
+thumbnail after per-channel auto levels (:func:`levels_affine`; targets 0.04 / 0.93, about the median 0.5% /
+99.5% quantiles of the training photos, averaged over the channels) plus the statistics from before it, and
+its map is composed with the levels map, so the correction starts at auto levels instead of the identity.
 """
 
 from __future__ import annotations
