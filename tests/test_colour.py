@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from oldphoto_bench.models.colour import (
+    N_EDGE_STATISTICS,
     N_STATISTICS,
     GlobalColourNet,
     apply_colour,
     colour_statistics,
     compose_affine,
+    edge_statistics,
     fit_colour,
     levels_affine,
     thumbnail,
@@ -242,3 +244,22 @@ def test_compose_affine_is_the_map_of_applying_both_and_levels_net_starts_at_lev
     assert net.head[0].in_features == 8 + 2 * N_STATISTICS  # CNN channels 4, 8
     with pytest.raises(ValueError, match="levels_quantiles"):
         GlobalColourNet(levels=True, levels_quantiles=(0.9, 0.1))
+
+
+def test_edge_statistics_of_a_colour_ramp_and_the_net_with_them_starts_as_identity():
+    # t_c(y, x) = a_c x / w: every forward difference is a_c / w along x and 0 along y, so the gradient
+    # magnitude is a_c / w at every pixel (every Minkowski norm of a constant is the constant); pooled by 2 the
+    # ramp steps by 2 a_c / w. The chromaticity is a_c / sum(a) at both scales.
+    w, a = 32, torch.tensor([0.9, 0.6, 0.3])
+    ramp = (torch.arange(w, dtype=torch.float32) / w).view(1, 1, 1, w).expand(1, 3, 16, w) * a.view(1, 3, 1, 1)
+    e = edge_statistics(ramp.contiguous()).view(2, 2, 2, 3)                    # (scale, norm, raw|chroma, channel)
+    for k, scale in enumerate((1, 2)):
+        for j in range(2):
+            torch.testing.assert_close(e[k, j, 0], a * scale / w, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(e[k, j, 1], a / a.sum(), atol=1e-5, rtol=1e-4)
+    # a flat photo has no edges: the raw values are ~0 and the chromaticity stays finite
+    assert torch.isfinite(edge_statistics(torch.full((1, 3, 8, 8), 0.5))).all()
+    net = GlobalColourNet(size=16, base_channels=4, hidden=8, n_down=2, edge_stats=True, init_seed=4)
+    assert net.head[0].in_features == 8 + N_STATISTICS + N_EDGE_STATISTICS
+    photo = torch.rand(2, 3, 24, 40, generator=torch_generator(23))
+    assert torch.equal(net.correct(photo), photo)
