@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--guide-radius", type=int, default=None,
                     help="radius of the guided filter that ends the global stage, for every variant (0: off; "
                          "default: the pipeline's)")
+    ap.add_argument("--guide-eps", type=float, default=None,
+                    help="variance below which a guided-filter window counts as flat, for every variant "
+                         "(default: the pipeline's)")
     ap.add_argument("--out", type=Path, required=True, help="folder for ablation.csv, ablation.json, data/")
     ap.add_argument("--clean-full", action="store_true",
                     help="also pass each clean photo through the whole restore pipeline (detection of the variant's "
@@ -94,6 +97,8 @@ def main() -> None:
     extra = {} if args.torn_component_prob is None else {"torn_component_prob": args.torn_component_prob}
     if args.guide_radius is not None:
         extra["guide_radius"] = args.guide_radius
+    if args.guide_eps is not None:
+        extra["guide_eps"] = args.guide_eps
     for name, runs, mode in args.variant:
         mask, _, nofill = mode.partition("-")
         mask, _, at = mask.partition("@")
@@ -120,7 +125,7 @@ def main() -> None:
             if full is not None:
                 per["clean_full_psnr"].append(float(psnr(full.restore(clean).image, clean)[0]))
         row = {"variant": name, "runs": str(runs), "mask": mode, "torn_threshold": restorer.torn_threshold,
-               "guide_radius": restorer.guide_radius}
+               "guide_radius": restorer.guide_radius, "guide_eps": restorer.guide_eps}
         for k, v in per.items():
             a = aggregate(v)
             row[k], row[f"{k}_ci95"] = a.mean, a.ci95
