@@ -28,7 +28,7 @@ from oldphoto_bench.pretrained.export import list_shipped, ship_runs
 from oldphoto_bench.pretrained.retrain import plan_retrain, retrain
 from oldphoto_bench.pretrained.stages import SHIPPED_STAGES, STAGE_NAMES
 from oldphoto_bench.restore import MissingCheckpointsError, Restorer, default_checkpoints
-from oldphoto_bench.restore import restorer as restorer_module
+from oldphoto_bench.restore import checkpoints as checkpoints_module
 from oldphoto_bench.seeding import torch_generator
 from oldphoto_bench.train import (
     checkpoint_path,
@@ -235,7 +235,7 @@ def test_shipped_files_match_their_provenance():
 def test_missing_shipped_files_name_the_retrain_command(monkeypatch, tmp_path, capsys):
     empty = (tmp_path / "tiny").resolve()
     monkeypatch.setattr(pretrained_pkg, "PRETRAINED_DIR", empty)
-    monkeypatch.setattr(restorer_module, "DEFAULT_CHECKPOINTS", empty)
+    monkeypatch.setattr(checkpoints_module, "DEFAULT_CHECKPOINTS", empty)
     with pytest.raises(MissingCheckpointsError) as info:
         Restorer()
     msg = str(info.value)
@@ -251,7 +251,7 @@ def test_missing_shipped_files_name_the_retrain_command(monkeypatch, tmp_path, c
 
 def test_restore_without_checkpoints_uses_the_shipped_folder(monkeypatch, shipped, tmp_path):
     monkeypatch.setattr(pretrained_pkg, "PRETRAINED_DIR", shipped.resolve())
-    monkeypatch.setattr(restorer_module, "DEFAULT_CHECKPOINTS", shipped.resolve())
+    monkeypatch.setattr(checkpoints_module, "DEFAULT_CHECKPOINTS", shipped.resolve())
     assert Restorer(faces=False).runs == shipped.resolve()
     photo = tmp_path / "in.png"
     imageio.save_image(torch.rand(1, 3, 24, 20, generator=torch_generator(1)), photo)
